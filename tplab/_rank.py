@@ -1,0 +1,166 @@
+"""The child side of `tplab.launch`: what one forked rank does, from fork to exit.
+
+Order matters here. The thread count is set before any torch work (a forked child can
+hang in its first matmul otherwise: pytorch#17199), output goes to files the parent
+replays, the rank dies with its parent, the rendezvous uses torchrun's variables, and
+whatever happens the parent hears one message — the result, or the error stamped with
+the time it happened (so the parent can tell the root cause from its echoes).
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import faulthandler
+import io
+import os
+import signal
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from tplab.launch_errors import Failure
+
+WORKER_FLAG = "TPLAB_LAUNCH_WORKER"
+
+
+@dataclasses.dataclass
+class Job:
+    fn: object
+    args: tuple
+    kwargs: dict
+    backend: str
+    world_size: int
+    timeout: float
+    debug: bool
+    threads: int
+    master_port: int = 0
+
+
+def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
+    """Entry point of a forked rank. Never returns: exits with os._exit."""
+    code = 1
+    try:
+        _become_rank(job, rank, tmp, parent_pid)
+        code = _run(job, rank, conn)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)  # skip the parent's atexit hooks (a notebook kernel's, say)
+
+
+def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
+    torch.set_num_threads(job.threads)
+    os.setpgid(0, 0)  # own process group: the parent can kill the rank and all it started
+    _die_with_parent(parent_pid)
+    _redirect_output(tmp, rank)
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C is the parent's to handle
+    env = {
+        "RANK": rank, "LOCAL_RANK": rank, "GROUP_RANK": 0, "WORLD_SIZE": job.world_size,
+        "LOCAL_WORLD_SIZE": job.world_size, "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": job.master_port, "OMP_NUM_THREADS": job.threads,
+        # the parent hosts the store, as torchrun's agent does: every rank is a client
+        "TORCHELASTIC_USE_AGENT_STORE": "True", WORKER_FLAG: "1",
+    }
+    if job.backend == "gloo":
+        env["GLOO_SOCKET_IFNAME"] = "lo"
+    os.environ.update({k: str(v) for k, v in env.items()})
+
+
+def _run(job: Job, rank: int, conn) -> int:
+    try:
+        if job.debug:
+            os.environ["TORCH_DISTRIBUTED_DEBUG"] = "DETAIL"
+            dist.set_debug_level(dist.DebugLevel.DETAIL)
+        if job.backend == "nccl":
+            torch.cuda.set_device(rank)
+        dist.init_process_group(job.backend, init_method="env://",
+                                timeout=timedelta(seconds=job.timeout))
+        result = job.fn(*job.args, **job.kwargs)
+        message = ("ok", _to_cpu(result))
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
+        message = ("error", Failure.from_exception(rank, exc, time.monotonic()))
+    try:
+        conn.send(message)
+    except Exception as exc:  # the result would not pickle
+        conn.send(("error", Failure.from_exception(rank, TypeError(
+            f"the value returned by rank {rank} could not be sent back: {exc}"), time.monotonic())))
+    finally:
+        conn.close()
+    if dist.is_initialized() and message[0] == "ok":
+        dist.destroy_process_group()
+    return 0 if message[0] == "ok" else 1
+
+
+def _to_cpu(value):
+    """Results cross to the parent, which must not touch CUDA: move tensors to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    if type(value) is dict:
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this rank if the launching process dies (a killed kernel, say)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _paths(tmp: str, rank: int) -> tuple[Path, Path]:
+    return Path(tmp) / f"rank{rank}.out", Path(tmp) / f"rank{rank}.err"
+
+
+def _redirect_output(tmp: str, rank: int) -> None:
+    """Point fds 1 and 2 (C code's output too) and sys.stdout/err at this rank's files."""
+    for fd, path in zip((1, 2), _paths(tmp, rank)):
+        f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(f, fd)
+        os.close(f)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+    faulthandler.enable(file=sys.stderr)  # a segfault leaves a stack behind
+
+
+def read_output(tmp: str, rank: int) -> tuple[str, str]:
+    """(stdout, stderr) that `rank` wrote; empty if it never got that far."""
+    texts = []
+    for path in _paths(tmp, rank):
+        try:
+            texts.append(path.read_text(errors="replace"))
+        except FileNotFoundError:
+            texts.append("")
+    return texts[0], texts[1]
+
+
+def strip_stack_dump(err: str) -> str:
+    """stderr without a faulthandler dump (that goes into the timeout error instead)."""
+    cut = err.find("Current thread 0x")
+    if cut < 0:
+        cut = err.find("Stack (most recent call first)")
+    return err if cut < 0 else err[:cut]
+
+
+def stack_dump(err: str) -> str:
+    """The faulthandler dump a stuck rank wrote on SIGUSR1, if any."""
+    cut = err.find("Current thread 0x")
+    if cut < 0:
+        cut = err.find("Stack (most recent call first)")
+    if cut < 0:
+        return ""
+    lines = err[cut:].splitlines()
+    inner = [i for i, line in enumerate(lines) if __file__ in line]  # frames below fn are tplab's
+    return "\n".join(lines[:inner[0]] if inner else lines)

@@ -1,0 +1,222 @@
+"""Run one function on several real `torch.distributed` ranks, from a notebook cell or a script.
+
+Why this exists: starting ranks from Jupyter is where distributed code usually goes wrong.
+`spawn` cannot pickle a function defined in a cell, a failing rank's peers die of
+"connection closed" and hide the real error, a stuck collective hangs the kernel, and
+stray processes outlive the cell. `launch` forks the ranks (so cell functions work),
+hosts the rendezvous store itself on 127.0.0.1, gives every rank torchrun's environment
+variables (so the same worker runs under `torchrun`), supervises them against one
+deadline, names the rank that failed first with its traceback, and kills every rank
+before it returns. The child side lives in `tplab/_rank.py`.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from multiprocessing.connection import wait
+
+import torch
+import torch.distributed as dist
+
+from tplab import _rank
+from tplab.launch_errors import Failure, WorkerError, choose_root_cause
+
+__all__ = ["launch", "WorkerError", "pick_backend"]
+
+_GRACE_S = 1.0  # after a first failure, how long peers get to report theirs
+
+
+def pick_backend(world_size: int, backend: str | None = None) -> str:
+    """NCCL when every rank can have its own GPU, gloo (CPU) otherwise; `backend` overrides."""
+    if backend is None:
+        return "nccl" if torch.cuda.device_count() >= world_size else "gloo"
+    if backend not in ("gloo", "nccl"):
+        raise ValueError(f"backend must be 'gloo', 'nccl' or None (choose for me), not {backend!r}")
+    return backend
+
+
+def launch(fn, world_size: int, *args, backend: str | None = None, timeout: float = 60.0,
+           debug: bool = False, threads: int = 1, **kwargs) -> list:
+    """Run `fn(*args, **kwargs)` on `world_size` ranks; return their results in rank order.
+
+    Inside `fn` the default process group is ready (`dist.get_rank()`, collectives) and
+    RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT are set as torchrun sets them.
+    Each rank's output is replayed here in rank order, prefixed ``[rank r]``.
+
+    timeout: seconds for the whole launch; also the deadline of every collective.
+    debug:   TORCH_DISTRIBUTED_DEBUG=DETAIL, so mismatched collectives fail at once.
+    threads: torch threads per rank (one keeps ranks from fighting over cores).
+
+    Raises WorkerError naming the rank that failed first (type, message, remote traceback),
+    or the ranks still running at the deadline. Under `torchrun` (one process per rank
+    already) it runs `fn` on this process's rank and returns every rank's result.
+    """
+    if not callable(fn):
+        raise TypeError(f"launch needs a function to run on every rank, got {type(fn).__name__}")
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be an integer >= 1, got {world_size!r}")
+    if not timeout or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if _under_torchrun():
+        return _run_here(fn, world_size, args, kwargs, backend, timeout, debug)
+    if torch.cuda.is_initialized():
+        raise RuntimeError(
+            "CUDA is already initialised in this process, and forked ranks cannot use it. "
+            "Restart the kernel and call tplab.launch before anything touches the GPU "
+            "(move GPU work inside the function you launch).")
+    backend = pick_backend(world_size, backend)
+    if backend == "nccl" and torch.cuda.device_count() < world_size:
+        raise ValueError(f"backend 'nccl' needs one GPU per rank: {world_size} ranks, "
+                         f"{torch.cuda.device_count()} GPU(s) visible. Use backend='gloo' "
+                         f"or world_size <= {torch.cuda.device_count()}.")
+    return _Launch(fn, world_size, args, kwargs, backend, timeout, debug, threads).run()
+
+
+def _under_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ and _rank.WORKER_FLAG not in os.environ
+
+
+def _run_here(fn, world_size, args, kwargs, backend, timeout, debug):
+    """Under torchrun: this process is one rank; run fn here and share the results."""
+    env_world = int(os.environ["WORLD_SIZE"])
+    if env_world != world_size:
+        raise ValueError(f"launch asked for {world_size} ranks but torchrun started {env_world} "
+                         f"(--nproc-per-node x --nnodes); make them agree.")
+    if not dist.is_initialized():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        backend = backend or ("nccl" if torch.cuda.device_count() > local else "gloo")
+        if debug:
+            dist.set_debug_level(dist.DebugLevel.DETAIL)
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    result = fn(*args, **kwargs)
+    gathered = [None] * world_size
+    dist.all_gather_object(gathered, result)
+    return gathered
+
+
+class _Launch:
+    """One launch: start the ranks, watch them against the deadline, clean up, report."""
+
+    def __init__(self, fn, world_size, args, kwargs, backend, timeout, debug, threads):
+        self.world_size, self.timeout = world_size, float(timeout)
+        self.job = _rank.Job(fn=fn, args=args, kwargs=kwargs, backend=backend, world_size=world_size,
+                             timeout=float(timeout), debug=debug, threads=threads)
+        self.results: dict[int, object] = {}
+        self.failures: dict[int, Failure] = {}
+        self.procs: list = []
+
+    def run(self) -> list:
+        ctx = mp.get_context("fork")  # explicit: cell functions cannot be pickled for spawn
+        self.tmp = tempfile.mkdtemp(prefix="tplab-launch-")
+        store = dist.TCPStore("127.0.0.1", 0, self.world_size, is_master=True,
+                              wait_for_workers=False, timeout=timedelta(seconds=self.timeout))
+        self.job.master_port = store.port
+        sys.stdout.flush(), sys.stderr.flush()
+        try:
+            readers = {}
+            for rank in range(self.world_size):
+                recv, send = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_rank.main, args=(self.job, rank, send, self.tmp, os.getpid()),
+                                name=f"tplab-rank-{rank}", daemon=True)
+                p.start()
+                send.close()
+                self.procs.append(p)
+                readers[rank] = recv
+            stuck = self._supervise(readers)
+        finally:  # KeyboardInterrupt included: no rank outlives the launch
+            self._kill_all()
+            del store
+            outputs = [_rank.read_output(self.tmp, r) for r in range(self.world_size)]
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        _replay(outputs)
+        if stuck:
+            raise WorkerError.timed_out(self.timeout, stuck, {r: outputs[r][1] for r in stuck},
+                                        self.failures)
+        if self.failures:
+            raise WorkerError.from_failures(choose_root_cause(self.failures), self.failures)
+        return [self.results[r] for r in range(self.world_size)]
+
+    def _supervise(self, readers) -> list[int]:
+        """Collect results until every rank is done; return the ranks still running at the deadline."""
+        deadline = time.monotonic() + self.timeout
+        grace_until = None
+        pending = set(range(self.world_size))
+        while pending:
+            now = time.monotonic()
+            if grace_until is not None and now >= grace_until:
+                return []  # a rank failed; the rest have had their chance to report
+            if now >= deadline:
+                stuck = sorted(r for r in pending if self.procs[r].is_alive())
+                self._dump_stacks(stuck)
+                return stuck
+            waits = [readers[r] for r in pending] + [self.procs[r].sentinel for r in pending]
+            limit = min(deadline, grace_until or deadline) - now
+            ready = wait(waits, timeout=max(limit, 0.0))
+            for rank in sorted(pending):
+                if (readers[rank] in ready or self.procs[rank].sentinel in ready) \
+                        and self._collect(rank, readers[rank]):
+                    pending.discard(rank)
+            if self.failures and grace_until is None:
+                grace_until = time.monotonic() + _GRACE_S
+        return []
+
+    def _collect(self, rank, reader) -> bool:
+        """Read what `rank` sent, if anything; True once the rank has finished one way or another."""
+        if reader.poll():
+            try:
+                kind, payload = reader.recv()
+            except (EOFError, OSError):
+                kind, payload = None, None
+            if kind == "ok":
+                self.results[rank] = payload
+                return True
+            if kind == "error":
+                self.failures[rank] = payload
+                return True
+        proc = self.procs[rank]
+        if proc.is_alive():
+            return False
+        proc.join()
+        if rank not in self.results and rank not in self.failures:
+            self.failures[rank] = Failure.died(rank, proc.exitcode)
+        return True
+
+    def _dump_stacks(self, ranks):
+        """Ask stuck ranks to write their Python stacks (faulthandler on SIGUSR1) before they are killed."""
+        for r in ranks:
+            try:
+                os.kill(self.procs[r].pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+        if ranks:
+            time.sleep(0.3)
+
+    def _kill_all(self):
+        """SIGKILL every rank's process group (the rank and anything it started), then reap."""
+        for p in self.procs:
+            if p.pid is not None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for p in self.procs:
+            p.join(timeout=5)
+
+
+def _replay(outputs):
+    """Print each rank's stdout (then stderr) here, in rank order, so notebook output is deterministic."""
+    for rank, (out, _err) in enumerate(outputs):
+        for line in out.splitlines():
+            print(f"[rank {rank}] {line}")
+    for rank, (_out, err) in enumerate(outputs):
+        for line in _rank.strip_stack_dump(err).splitlines():
+            print(f"[rank {rank}] {line}", file=sys.stderr)
+    sys.stdout.flush()

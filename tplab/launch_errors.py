@@ -1,0 +1,100 @@
+"""How a launch reports failure: which rank broke first, and why.
+
+When one rank raises, its peers blocked in a collective fail a moment later with
+"Connection closed by peer". Those are echoes, not causes. Every failure carries the
+time it happened (a monotonic clock shared by all processes on the machine) and
+whether it looks like an echo; the root cause is the earliest failure that is not one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import signal
+import traceback
+
+_ECHO = re.compile(
+    r"connection closed|connection reset|broken pipe|ECONNRESET|EPIPE|"
+    r"Connection refused|peer closed|remote process exited|socket closed",
+    re.IGNORECASE,
+)
+
+
+@dataclasses.dataclass
+class Failure:
+    rank: int
+    type: str
+    message: str
+    traceback: str
+    when: float  # time.monotonic() at the failure (the parent's clock for a dead rank)
+    echo: bool   # looks like a consequence of another rank's failure
+
+    @classmethod
+    def from_exception(cls, rank: int, exc: BaseException, when: float) -> "Failure":
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        message = str(exc)
+        return cls(rank, type(exc).__name__, message, text, when, bool(_ECHO.search(message)))
+
+    @classmethod
+    def died(cls, rank: int, exitcode: int | None) -> "Failure":
+        import time
+        if exitcode is not None and exitcode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-exitcode).name}"
+            except ValueError:
+                how = f"was killed by signal {-exitcode}"
+        else:
+            how = f"exited with status {exitcode}"
+        message = f"rank {rank} {how} without reporting a result or an exception"
+        return cls(rank, "RankDied", message, "", time.monotonic(), False)
+
+    def headline(self) -> str:
+        return f"{self.type}: {self.message}".strip()
+
+
+def choose_root_cause(failures: dict[int, Failure]) -> Failure:
+    """The earliest failure that is not an echo; the earliest of all if every one is."""
+    return min(failures.values(), key=lambda f: (f.echo, f.when, f.rank))
+
+
+class WorkerError(RuntimeError):
+    """A launched rank failed, or ranks were still running at the deadline.
+
+    Attributes: `rank` (the root-cause rank, or None on a timeout), `failures`
+    (every rank's Failure), `stuck` (ranks still running at the deadline).
+    """
+
+    def __init__(self, message: str, rank=None, failures=None, stuck=()):
+        super().__init__(message)
+        self.rank = rank
+        self.failures = failures or {}
+        self.stuck = list(stuck)
+
+    @classmethod
+    def from_failures(cls, root: Failure, failures: dict[int, Failure]) -> "WorkerError":
+        lines = [f"rank {root.rank} failed first: {root.headline()}"]
+        others = [f for r, f in sorted(failures.items()) if r != root.rank]
+        for f in others:
+            lines.append(f"  (rank {f.rank} then failed too: {_first_line(f.headline())})")
+        if root.traceback:
+            lines += ["", f"--- traceback from rank {root.rank} ---", root.traceback.rstrip()]
+        return cls("\n".join(lines), rank=root.rank, failures=failures)
+
+    @classmethod
+    def timed_out(cls, timeout: float, stuck: list[int], stacks: dict[int, str],
+                  failures: dict[int, Failure]) -> "WorkerError":
+        from tplab._rank import stack_dump
+        names = ", ".join(str(r) for r in stuck)
+        lines = [f"launch timed out after {timeout:g} s; still running: rank{'s' if len(stuck) > 1 else ''} "
+                 f"{names} (killed). A rank waiting in a collective that a peer never joined hangs "
+                 f"like this; debug=True detects mismatched collectives."]
+        for r, f in sorted(failures.items()):
+            lines.append(f"  rank {r} had failed: {_first_line(f.headline())}")
+        for r in stuck:
+            dump = stack_dump(stacks.get(r, ""))
+            if dump:
+                lines += ["", f"--- where rank {r} was stuck ---", dump.rstrip()]
+        return cls("\n".join(lines), failures=failures, stuck=stuck)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
