@@ -84,7 +84,8 @@ def test_hung_rank_fails_within_timeout_and_is_named():
     with pytest.raises(WorkerError) as info:
         tplab.launch(hang, 2, timeout=3)
     assert time.monotonic() - start < 3 + 2
-    assert 1 in info.value.stuck
+    assert info.value.stuck == [0, 1]
+    assert info.value.suspects == [1]  # rank 0 was waiting in the barrier, rank 1 was not
     assert "timed out after 3 s" in str(info.value)
     assert "time.sleep(600)" in str(info.value) or "in hang" in str(info.value)
 

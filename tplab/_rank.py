@@ -95,7 +95,12 @@ def _run(job: Job, rank: int, conn) -> int:
     finally:
         conn.close()
     if dist.is_initialized() and message[0] == "ok":
-        dist.destroy_process_group()
+        # The finish line: a rank that returned early must not exit while a peer is
+        # still connecting to it or still in a collective with it.
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
     return 0 if message[0] == "ok" else 1
 
 

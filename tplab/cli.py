@@ -21,14 +21,17 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tplab", description="tplab: parallelism for LLMs, hands on.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        modules[name] = module
-        sp = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
-        module.add_arguments(sp)
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # import only the command asked for: a fast --help, no stray failures
+            module = importlib.import_module(module_name)
+            sp.description = (module.__doc__ or help_text).strip()
+            module.add_arguments(sp)
     args = parser.parse_args(argv)
-    return int(modules[args.command].run(args) or 0)
+    return int(module.run(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -93,6 +93,8 @@ def _run_here(fn, world_size, args, kwargs, backend, timeout, debug):
         backend = backend or ("nccl" if torch.cuda.device_count() > local else "gloo")
         if debug:
             dist.set_debug_level(dist.DebugLevel.DETAIL)
+        if os.environ.get("MASTER_ADDR") in ("127.0.0.1", "localhost"):
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one host: stay on loopback
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))

@@ -60,7 +60,8 @@ class WorkerError(RuntimeError):
     """A launched rank failed, or ranks were still running at the deadline.
 
     Attributes: `rank` (the root-cause rank, or None on a timeout), `failures`
-    (every rank's Failure), `stuck` (ranks still running at the deadline).
+    (every rank's Failure), `stuck` (ranks still running at the deadline) and
+    `suspects` (those of them that were not waiting in a collective).
     """
 
     def __init__(self, message: str, rank=None, failures=None, stuck=()):
@@ -68,6 +69,7 @@ class WorkerError(RuntimeError):
         self.rank = rank
         self.failures = failures or {}
         self.stuck = list(stuck)
+        self.suspects: list[int] = []
 
     @classmethod
     def from_failures(cls, root: Failure, failures: dict[int, Failure]) -> "WorkerError":
@@ -83,17 +85,33 @@ class WorkerError(RuntimeError):
     def timed_out(cls, timeout: float, stuck: list[int], stacks: dict[int, str],
                   failures: dict[int, Failure]) -> "WorkerError":
         from tplab._rank import stack_dump
-        names = ", ".join(str(r) for r in stuck)
-        lines = [f"launch timed out after {timeout:g} s; still running: rank{'s' if len(stuck) > 1 else ''} "
-                 f"{names} (killed). A rank waiting in a collective that a peer never joined hangs "
-                 f"like this; debug=True detects mismatched collectives."]
+        dumps = {r: stack_dump(stacks.get(r, "")) for r in stuck}
+        # A rank whose innermost frame is in torch.distributed is waiting for a peer;
+        # the ranks that are not are where to look first.
+        waiting = [r for r in stuck if "torch/distributed" in _innermost_frame(dumps[r])]
+        suspects = [r for r in stuck if r not in waiting] or list(stuck)
+        lines = [f"launch timed out after {timeout:g} s; still running: {_ranks(stuck)} (killed)."]
+        if waiting and len(suspects) < len(stuck):
+            lines.append(f"{_ranks(waiting).capitalize()} waited in a collective for {_ranks(suspects)}, "
+                         f"which never joined it: look there first.")
+        lines.append("(A collective some rank never calls hangs like this; debug=True detects "
+                     "mismatched collectives.)")
         for r, f in sorted(failures.items()):
             lines.append(f"  rank {r} had failed: {_first_line(f.headline())}")
-        for r in stuck:
-            dump = stack_dump(stacks.get(r, ""))
-            if dump:
-                lines += ["", f"--- where rank {r} was stuck ---", dump.rstrip()]
-        return cls("\n".join(lines), failures=failures, stuck=stuck)
+        for r in suspects:
+            if dumps[r]:
+                lines += ["", f"--- where rank {r} was ---", dumps[r].rstrip()]
+        err = cls("\n".join(lines), failures=failures, stuck=stuck)
+        err.suspects = suspects
+        return err
+
+
+def _ranks(ranks) -> str:
+    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(str(r) for r in ranks)
+
+
+def _innermost_frame(dump: str) -> str:
+    return next((line for line in dump.splitlines() if line.strip().startswith("File ")), "")
 
 
 def _first_line(text: str) -> str:
