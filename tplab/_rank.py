@@ -13,6 +13,7 @@ import dataclasses
 import faulthandler
 import io
 import os
+import pickle
 import signal
 import sys
 import time
@@ -37,7 +38,6 @@ class Job:
     timeout: float
     debug: bool
     threads: int
-    master_port: int = 0
 
 
 def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
@@ -45,6 +45,9 @@ def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
     code = 1
     try:
         _become_rank(job, rank, tmp, parent_pid)
+        if not conn.poll(job.timeout):  # the parent sends the store's port once it listens
+            raise TimeoutError("no rendezvous port from the launching process")
+        os.environ["MASTER_PORT"] = str(pickle.loads(conn.recv_bytes()))
         code = _run(job, rank, conn)
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -65,7 +68,7 @@ def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
     env = {
         "RANK": rank, "LOCAL_RANK": rank, "GROUP_RANK": 0, "WORLD_SIZE": job.world_size,
         "LOCAL_WORLD_SIZE": job.world_size, "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": job.master_port, "OMP_NUM_THREADS": job.threads,
+        "OMP_NUM_THREADS": job.threads,
         # the parent hosts the store, as torchrun's agent does: every rank is a client
         "TORCHELASTIC_USE_AGENT_STORE": "True", WORKER_FLAG: "1",
     }
@@ -88,10 +91,12 @@ def _run(job: Job, rank: int, conn) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         message = ("error", Failure.from_exception(rank, exc, time.monotonic()))
     try:
-        conn.send(message)
+        # plain pickle, not multiprocessing's: that one would share tensors through file
+        # descriptors served by this process, which is about to exit
+        conn.send_bytes(pickle.dumps(message))
     except Exception as exc:  # the result would not pickle
-        conn.send(("error", Failure.from_exception(rank, TypeError(
-            f"the value returned by rank {rank} could not be sent back: {exc}"), time.monotonic())))
+        conn.send_bytes(pickle.dumps(("error", Failure.from_exception(rank, TypeError(
+            f"the value returned by rank {rank} could not be sent back: {exc}"), time.monotonic()))))
     finally:
         conn.close()
     if dist.is_initialized() and message[0] == "ok":

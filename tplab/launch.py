@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -118,21 +119,25 @@ class _Launch:
     def run(self) -> list:
         ctx = mp.get_context("fork")  # explicit: cell functions cannot be pickled for spawn
         self.tmp = tempfile.mkdtemp(prefix="tplab-launch-")
-        store = dist.TCPStore("127.0.0.1", 0, self.world_size, is_master=True,
-                              wait_for_workers=False, timeout=timedelta(seconds=self.timeout))
-        self.job.master_port = store.port
         sys.stdout.flush(), sys.stderr.flush()
+        store = None
         try:
-            readers = {}
+            conns = {}
             for rank in range(self.world_size):
-                recv, send = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_rank.main, args=(self.job, rank, send, self.tmp, os.getpid()),
+                here, there = ctx.Pipe(duplex=True)
+                p = ctx.Process(target=_rank.main, args=(self.job, rank, there, self.tmp, os.getpid()),
                                 name=f"tplab-rank-{rank}", daemon=True)
                 p.start()
-                send.close()
+                there.close()
                 self.procs.append(p)
-                readers[rank] = recv
-            stuck = self._supervise(readers)
+                conns[rank] = here
+            # The store starts only now, so no rank inherits its server thread mid-flight
+            # (forking a process with a running libuv thread can leave locks held).
+            store = dist.TCPStore("127.0.0.1", 0, self.world_size, is_master=True,
+                                  wait_for_workers=False, timeout=timedelta(seconds=self.timeout))
+            for conn in conns.values():
+                conn.send_bytes(pickle.dumps(store.port))
+            stuck = self._supervise(conns)
         finally:  # KeyboardInterrupt included: no rank outlives the launch
             self._kill_all()
             del store
@@ -174,9 +179,12 @@ class _Launch:
         """Read what `rank` sent, if anything; True once the rank has finished one way or another."""
         if reader.poll():
             try:
-                kind, payload = reader.recv()
-            except (EOFError, OSError):
+                kind, payload = pickle.loads(reader.recv_bytes())
+            except EOFError:
                 kind, payload = None, None
+            except Exception as exc:  # a result that pickles but does not unpickle here
+                kind, payload = "error", Failure.from_exception(rank, RuntimeError(
+                    f"the value returned by rank {rank} could not be received: {exc!r}"), time.monotonic())
             if kind == "ok":
                 self.results[rank] = payload
                 return True

@@ -1,0 +1,102 @@
+"""tplab.comm against torch.distributed: same sums, identical on every rank, counted right."""
+import pytest
+import torch
+import torch.distributed as dist
+
+import tplab
+from tplab import comm
+
+LENGTHS = [1, 2, 3, 5, 576, 1001, 4099]
+DTYPES = [torch.float32, torch.float64, torch.int64]
+
+
+def compare_with_torch(lengths):
+    """Every rank: integer-valued data (exact in any summation order) and random floats."""
+    rank = dist.get_rank()
+    for dtype in DTYPES:
+        for n in lengths:
+            x = ((torch.arange(n) * 7 + rank * 13) % 101 - 50).to(dtype)
+            expected = x.clone()
+            dist.all_reduce(expected)
+            for name, fn in (("ring", comm.ring_all_reduce), ("tplab", comm.all_reduce)):
+                got = x.clone()
+                assert fn(got) is got, f"{name} must reduce in place"
+                assert torch.equal(got, expected), f"{name}: {dtype} length {n} differs on rank {rank}"
+    x = torch.randn(3, 333, generator=torch.Generator().manual_seed(rank)).t()  # not contiguous
+    expected = x.contiguous()
+    dist.all_reduce(expected)
+    results = {}
+    for name, fn in (("ring", comm.ring_all_reduce), ("tplab", comm.all_reduce)):
+        got = x.clone().t().contiguous().t()
+        fn(got)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        results[name] = got
+    return results
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+def test_ring_and_fast_all_reduce_equal_torch(world_size):
+    results = tplab.launch(compare_with_torch, world_size, LENGTHS, timeout=120)
+    for name in ("ring", "tplab"):  # bitwise the same on every rank
+        for r in range(1, world_size):
+            assert torch.equal(results[r][name], results[0][name]), f"{name}: rank {r} differs from rank 0"
+
+
+@pytest.mark.parametrize("world_size", [5, 8])
+def test_ring_correct_up_to_eight_ranks(world_size):
+    tplab.launch(compare_with_torch, world_size, [1, 7, 130], timeout=120)
+
+
+def back_to_back(iters):
+    rank, n = dist.get_rank(), dist.get_world_size()
+    for i in range(iters):
+        length = 1 + (i * 37) % 700  # sizes change between consecutive calls too
+        x = torch.full((length,), float(i + 1)) * (rank + 1)
+        comm.all_reduce(x)
+        expected = (i + 1) * n * (n + 1) / 2
+        assert torch.all(x == expected), f"call {i}: got {x[:3].tolist()}…, expected {expected}"
+    return iters
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_thousand_back_to_back_fast_all_reduces(world_size):
+    assert tplab.launch(back_to_back, world_size, 1000, timeout=120) == [1000] * world_size
+
+
+def test_large_tensor_goes_through_in_chunks():
+    def big():
+        x = torch.arange(3 * (4 << 20) // 4 + 5, dtype=torch.float32) * (dist.get_rank() + 1)
+        expected = x.clone()
+        dist.all_reduce(expected)
+        comm.all_reduce(x)
+        return torch.equal(x, expected)
+
+    assert tplab.launch(big, 2, timeout=120) == [True, True]
+
+
+def traced_ring(length):
+    with comm.trace() as t:
+        comm.ring_all_reduce(torch.ones(length))
+        dist.all_reduce(torch.ones(10))
+        dist.broadcast(torch.ones(4, dtype=torch.float64), src=0)
+        comm.all_reduce(torch.ones(576))
+    return t.summary(), [(c.op, c.impl) for c in t.calls if c.op == "all_reduce"]
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4])
+def test_tracer_counts_match_the_ring_formulas(world_size):
+    n, length = world_size, 1200  # 1200 divides by 2, 3 and 4
+    for summary, impls in tplab.launch(traced_ring, world_size, length):
+        assert summary["isend"]["calls"] == 2 * (n - 1)                   # 2(n-1) steps
+        assert summary["isend"]["bytes"] == 2 * (n - 1) * length * 4 // n  # 2(n-1)/n · N bytes
+        assert summary["recv"] == summary["isend"]
+        assert summary["all_reduce"] == {"calls": 3, "bytes": length * 4 + 10 * 4 + 576 * 4}
+        assert summary["broadcast"] == {"calls": 1, "bytes": 32}
+        assert impls == [("all_reduce", "ring"), ("all_reduce", "torch"), ("all_reduce", "shm")]
+
+
+def test_tracer_restores_torch_distributed():
+    original = dist.all_reduce
+    with comm.trace():
+        assert dist.all_reduce is not original
+    assert dist.all_reduce is original
