@@ -100,3 +100,18 @@ def test_tracer_restores_torch_distributed():
     with comm.trace():
         assert dist.all_reduce is not original
     assert dist.all_reduce is original
+
+
+def test_other_dtypes_and_autograd_tensors_take_a_correct_route():
+    def odd_inputs():
+        rank = dist.get_rank()
+        half = torch.full((5,), 1.5, dtype=torch.bfloat16) * (rank + 1)  # not numpy's: torch's route
+        comm.all_reduce(half)
+        leaf = torch.ones(4, requires_grad=True)
+        with torch.no_grad():
+            leaf.mul_(rank + 1)
+        comm.all_reduce(leaf)
+        return half.float().tolist(), leaf.detach().tolist()
+
+    for half, leaf in tplab.launch(odd_inputs, 2):
+        assert half == [4.5] * 5 and leaf == [3.0] * 4

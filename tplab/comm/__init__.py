@@ -11,24 +11,40 @@ import torch
 import torch.distributed as dist
 
 from tplab.comm import shm
-from tplab.comm import trace as _trace
+from tplab.comm import tracing as _trace
 from tplab.comm.ring import ring_all_reduce
-from tplab.comm.trace import Trace, trace
+from tplab.comm.tracing import Trace, trace
 
 __all__ = ["all_reduce", "ring_all_reduce", "trace", "Trace"]
 
 
+_routes: dict = {}  # group -> "single", "torch" or its ShmChannel; decided once per group
+
+
+def _route(group):
+    if group not in _routes:
+        if dist.get_world_size(group) == 1:
+            _routes[group] = "single"
+        else:
+            _routes[group] = shm.channel(group) or "torch"
+    return _routes[group]
+
+
 def all_reduce(tensor: torch.Tensor, group=None) -> torch.Tensor:
     """Sum `tensor` over `group` in place, by the fastest route this machine offers."""
-    if dist.get_world_size(group) == 1:
+    route = _routes.get(group) or _route(group)
+    if route == "single":  # the sum over one rank
         _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "none")
-        return tensor  # the sum over one rank
-    with torch.no_grad():
-        if tensor.device.type == "cpu":
-            channel = shm.channel(group)
-            if channel is not None:
-                _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "shm")
-                channel.all_reduce(tensor)
-                return tensor
-        dist.all_reduce(tensor, group=group)
+    elif route != "torch" and tensor.device.type == "cpu" and tensor.dtype in shm.DTYPES:
+        _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "shm")
+        route.all_reduce(tensor)
+    else:
+        with torch.no_grad():
+            dist.all_reduce(tensor, group=group)
     return tensor
+
+
+def forget_routes() -> None:
+    """Forget every group's route and channel (after a process group is destroyed and re-made)."""
+    _routes.clear()
+    shm.forget_channels()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from tplab.comm import trace as _trace
+from tplab.comm import tracing as _trace
 
 
 def _exchange(send_chunk: torch.Tensor, recv_into: torch.Tensor, right: int, left: int) -> None:
