@@ -1,0 +1,162 @@
+"""Data parallelism: every rank holds the whole model and a slice of the batch.
+
+Inference needs no communication until the end: split the batch, run the replicas,
+gather the outputs back in order. Training needs one thing more: before each optimizer
+step the ranks average their gradients, so every replica takes the same step — the step
+one process would take on the whole batch. (The source article's answer takes each
+device's gradients of its *outputs with respect to its inputs* and never combines them;
+the replicas then drift apart.)
+
+`DataParallel` does the averaging the way PyTorch DDP does: gradients go into buckets of
+about `bucket_mb` MiB in reverse parameter order (roughly the order backward produces
+them), and each bucket's all-reduce starts, asynchronously, as soon as its last gradient
+is ready — so communication overlaps the rest of backward. Buckets are launched in
+bucket order on every rank, which keeps the collectives matched across ranks.
+`bucket_mb=0` is the naive version: one blocking all-reduce per parameter after backward.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["shard_batch", "gather_batch", "data_parallel_forward", "DataParallel"]
+
+
+def shard_batch(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's rows of `batch`: contiguous slices whose sizes differ by at most one."""
+    return torch.tensor_split(batch, world_size)[rank]
+
+
+def gather_batch(local: torch.Tensor, group=None) -> torch.Tensor:
+    """Concatenate every rank's `local` rows in rank order (sizes may differ), on every rank."""
+    n = dist.get_world_size(group)
+    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(n)]
+    dist.all_gather(sizes, torch.tensor([local.shape[0]]), group=group)
+    longest = int(max(s.item() for s in sizes))
+    padded = local.new_zeros((longest, *local.shape[1:]))
+    padded[: local.shape[0]] = local
+    pieces = [torch.empty_like(padded) for _ in range(n)]
+    dist.all_gather(pieces, padded.contiguous(), group=group)
+    return torch.cat([p[: int(s.item())] for p, s in zip(pieces, sizes)])
+
+
+@torch.no_grad()
+def data_parallel_forward(module: nn.Module, batch: torch.Tensor, group=None) -> torch.Tensor:
+    """Inference: each rank runs its slice of `batch`; every rank gets all outputs, in order."""
+    rank, n = dist.get_rank(group), dist.get_world_size(group)
+    return gather_batch(module(shard_batch(batch, rank, n)), group)
+
+
+class _Bucket:
+    def __init__(self, params: list[nn.Parameter]):
+        self.params = params
+        self.ready: set[int] = set()
+        self.flat: torch.Tensor | None = None
+        self.work = None
+
+    def fill(self) -> torch.Tensor:
+        """Copy the gradients into one flat buffer (zeros for a parameter without one)."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        self.flat = torch.cat([g.reshape(-1) for g in grads])
+        return self.flat
+
+
+class DataParallel(nn.Module):
+    """Wrap `module` so that `finish_gradient_sync()` leaves every rank with the average gradient.
+
+        model = DataParallel(net)
+        loss_fn(model(x_local), y_local).backward()   # all-reduces start during backward
+        model.finish_gradient_sync()                   # wait, average
+        optimizer.step()
+    """
+
+    def __init__(self, module: nn.Module, bucket_mb: float = 25.0, group=None):
+        super().__init__()
+        if bucket_mb < 0:
+            raise ValueError(f"bucket_mb must be >= 0 (0 = one all-reduce per parameter), got {bucket_mb}")
+        self.module, self.group, self.bucket_mb = module, group, bucket_mb
+        self.world_size = dist.get_world_size(group)
+        self._syncing = True
+        with torch.no_grad():  # every replica starts from rank 0's weights
+            source = 0 if group is None else dist.get_global_rank(group, 0)
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(tensor, src=source, group=group)
+        # module.parameters() yields a tied parameter once: it is bucketed, and reduced, once
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        self.buckets = self._make_buckets(trainable[::-1]) if bucket_mb > 0 else []
+        self._where = {id(p): (b, i) for b, bucket in enumerate(self.buckets) for i, p in enumerate(bucket.params)}
+        self._trainable = trainable
+        self._next_launch = 0
+        self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in trainable] \
+            if bucket_mb > 0 else []
+
+    def _make_buckets(self, params: list[nn.Parameter]) -> list[_Bucket]:
+        limit = self.bucket_mb * 2**20
+        buckets, current, size = [], [], 0
+        for p in params:
+            current.append(p)
+            size += p.numel() * p.element_size()
+            if size >= limit:
+                buckets.append(_Bucket(current))
+                current, size = [], 0
+        if current:
+            buckets.append(_Bucket(current))
+        return buckets
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Accumulate gradients locally; the next backward outside the block syncs the total."""
+        self._syncing = False
+        try:
+            yield
+        finally:
+            self._syncing = True
+
+    def _grad_ready(self, param: nn.Parameter) -> None:
+        """Autograd calls this once per backward for each parameter, after its .grad is final."""
+        if not self._syncing:
+            return
+        b, i = self._where[id(param)]
+        self.buckets[b].ready.add(i)
+        self._launch_ready_buckets()
+
+    def _launch_ready_buckets(self, force: bool = False) -> None:
+        """Start all-reduces for complete buckets, strictly in bucket order (the same on every rank)."""
+        while self._next_launch < len(self.buckets):
+            bucket = self.buckets[self._next_launch]
+            if not force and len(bucket.ready) < len(bucket.params):
+                return
+            bucket.work = dist.all_reduce(bucket.fill(), group=self.group, async_op=True)
+            self._next_launch += 1
+
+    def finish_gradient_sync(self) -> None:
+        """Wait for the all-reduces and leave the average gradient in every parameter's .grad."""
+        if not self.buckets:  # naive: one blocking all-reduce per parameter
+            for p in self._trainable:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad, group=self.group)
+                p.grad.div_(self.world_size)
+            return
+        self._launch_ready_buckets(force=True)  # buckets a parameter without a gradient held back
+        with torch.no_grad():
+            for bucket in self.buckets:
+                bucket.work.wait()
+                bucket.flat.div_(self.world_size)
+                offset = 0
+                for p in bucket.params:
+                    piece = bucket.flat[offset: offset + p.numel()].view_as(p)
+                    if p.grad is None:
+                        p.grad = piece.clone()
+                    else:
+                        p.grad.copy_(piece)
+                    offset += p.numel()
+                bucket.ready.clear()
+                bucket.flat, bucket.work = None, None
+        self._next_launch = 0
