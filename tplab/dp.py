@@ -17,6 +17,7 @@ bucket order on every rank, which keeps the collectives matched across ranks.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import torch
 import torch.distributed as dist
@@ -90,6 +91,10 @@ class DataParallel(nn.Module):
         self._where = {id(p): (b, i) for b, bucket in enumerate(self.buckets) for i, p in enumerate(bucket.params)}
         self._trainable = trainable
         self._next_launch = 0
+        # (what, bucket index, time.perf_counter()) of the latest step: "ready" when a
+        # parameter's gradient arrives, "launch" when a bucket's all-reduce starts, "done"
+        # when finish_gradient_sync has it back. Lesson 02 draws its timeline from these.
+        self.events: list[tuple[str, int, float]] = []
         self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in trainable] \
             if bucket_mb > 0 else []
 
@@ -107,6 +112,8 @@ class DataParallel(nn.Module):
         return buckets
 
     def forward(self, *args, **kwargs):
+        if self._syncing:
+            self.events = [("forward", -1, time.perf_counter())]
         return self.module(*args, **kwargs)
 
     @contextlib.contextmanager
@@ -124,6 +131,7 @@ class DataParallel(nn.Module):
             return
         b, i = self._where[id(param)]
         self.buckets[b].ready.add(i)
+        self.events.append(("ready", b, time.perf_counter()))
         self._launch_ready_buckets()
 
     def _launch_ready_buckets(self, force: bool = False) -> None:
@@ -132,6 +140,7 @@ class DataParallel(nn.Module):
             bucket = self.buckets[self._next_launch]
             if not force and len(bucket.ready) < len(bucket.params):
                 return
+            self.events.append(("launch", self._next_launch, time.perf_counter()))
             bucket.work = dist.all_reduce(bucket.fill(), group=self.group, async_op=True)
             self._next_launch += 1
 
@@ -146,8 +155,9 @@ class DataParallel(nn.Module):
             return
         self._launch_ready_buckets(force=True)  # buckets a parameter without a gradient held back
         with torch.no_grad():
-            for bucket in self.buckets:
+            for b, bucket in enumerate(self.buckets):
                 bucket.work.wait()
+                self.events.append(("done", b, time.perf_counter()))
                 bucket.flat.div_(self.world_size)
                 offset = 0
                 for p in bucket.params:
