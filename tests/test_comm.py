@@ -115,3 +115,12 @@ def test_other_dtypes_and_autograd_tensors_take_a_correct_route():
 
     for half, leaf in tplab.launch(odd_inputs, 2):
         assert half == [4.5] * 5 and leaf == [3.0] * 4
+
+
+def test_fast_all_reduce_max():
+    def maxed():
+        x = torch.tensor([float(dist.get_rank()), -float(dist.get_rank()), 5.0])
+        comm.all_reduce(x, op="max")
+        return x.tolist()
+
+    assert tplab.launch(maxed, 3) == [[2.0, 0.0, 5.0]] * 3

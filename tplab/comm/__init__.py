@@ -30,17 +30,20 @@ def _route(group):
     return _routes[group]
 
 
-def all_reduce(tensor: torch.Tensor, group=None) -> torch.Tensor:
-    """Sum `tensor` over `group` in place, by the fastest route this machine offers."""
+_TORCH_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}
+
+
+def all_reduce(tensor: torch.Tensor, group=None, op: str = "sum") -> torch.Tensor:
+    """Reduce `tensor` ("sum" or "max") over `group` in place, by the fastest route this machine offers."""
     route = _routes.get(group) or _route(group)
-    if route == "single":  # the sum over one rank
+    if route == "single":  # the reduction over one rank
         _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "none")
     elif route != "torch" and tensor.device.type == "cpu" and tensor.dtype in shm.DTYPES:
         _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "shm")
-        route.all_reduce(tensor)
+        route.all_reduce(tensor, op)
     else:
         with torch.no_grad():
-            dist.all_reduce(tensor, group=group)
+            dist.all_reduce(tensor, op=_TORCH_OPS[op], group=group)
     return tensor
 
 

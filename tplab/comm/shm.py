@@ -32,6 +32,7 @@ from tplab.comm import tracing as _trace
 
 # dtypes the fast path sums (numpy's); others (bfloat16) take torch.distributed's route
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.int32, torch.int64)
+_COMBINE = {"sum": np.add, "max": np.maximum}
 SLOT_BYTES = 4 << 20  # per rank and buffer; larger tensors go through in chunks
 _FLAG_BYTES = 64      # one cache line per rank's flag
 _FLAG_STRIDE = _FLAG_BYTES // 8
@@ -64,18 +65,19 @@ class ShmChannel:
         self.buffers = data.reshape(2, self.n, slot_bytes)
         self._views: dict = {}  # (buffer, dtype, numel) -> every rank's slot viewed as that chunk
 
-    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Sum in place. numpy, not torch, does the copies and adds: for a 2 KB message
-        torch's per-call overhead (µs) would be most of the cost."""
+    def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """Reduce in place ("sum" or "max"). numpy, not torch, does the copies and adds:
+        for a 2 KB message torch's per-call overhead (µs) would be most of the cost."""
+        combine = _COMBINE[op]
         source = tensor.detach() if tensor.requires_grad else tensor
         work = source if source.is_contiguous() else source.contiguous()
         flat = work.numpy().reshape(-1)
         per_chunk = self.slot_bytes // flat.itemsize
         if flat.size <= per_chunk:
-            self._reduce_chunk(flat)
+            self._reduce_chunk(flat, combine)
         else:
             for start in range(0, flat.size, per_chunk):
-                self._reduce_chunk(flat[start:start + per_chunk])
+                self._reduce_chunk(flat[start:start + per_chunk], combine)
         if work is not source:
             source.copy_(work)  # worked on a contiguous copy: write it back
         return tensor
@@ -87,7 +89,7 @@ class ShmChannel:
             self._views[key] = [self.buffers[which, r, :nbytes].view(dtype) for r in range(self.n)]
         return self._views[key]
 
-    def _reduce_chunk(self, chunk: np.ndarray) -> None:
+    def _reduce_chunk(self, chunk: np.ndarray, combine) -> None:
         self.calls += 1
         k = self.calls
         views = self._slots(k % 2, chunk.dtype, chunk.size)
@@ -97,9 +99,9 @@ class ShmChannel:
         if self.n == 1:
             np.copyto(chunk, views[0])
             return
-        np.add(views[0], views[1], out=chunk)  # an overflow warns (numpy) where torch is silent
+        combine(views[0], views[1], out=chunk)  # an overflow warns (numpy) where torch is silent
         for view in views[2:]:
-            np.add(chunk, view, out=chunk)
+            combine(chunk, view, out=chunk)
 
     def _wait_for(self, k: int) -> None:
         flags, spins, deadline = self.flags, 0, None
