@@ -4,6 +4,7 @@
 - `ring_all_reduce()`: all-reduce built from send/recv (lesson 01 builds it step by step).
 - `all_reduce()`: the one tplab's layers call: shared memory for CPU ranks on one host,
   `torch.distributed.all_reduce` everywhere else (GPUs, several hosts).
+- `all_gather()`: concatenate uneven shards along a dimension.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tplab.comm import tracing as _trace
 from tplab.comm.ring import ring_all_reduce
 from tplab.comm.tracing import Trace, trace
 
-__all__ = ["all_reduce", "ring_all_reduce", "trace", "Trace"]
+__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "trace", "Trace"]
 
 
 _routes: dict = {}  # group -> "single", "torch" or its ShmChannel; decided once per group
@@ -45,6 +46,22 @@ def all_reduce(tensor: torch.Tensor, group=None, op: str = "sum") -> torch.Tenso
         with torch.no_grad():
             dist.all_reduce(tensor, op=_TORCH_OPS[op], group=group)
     return tensor
+
+
+def all_gather(tensor: torch.Tensor, sizes: list[int], dim: int = -1, group=None) -> torch.Tensor:
+    """Concatenate every rank's `tensor` along `dim`, where rank r's is sizes[r] long there.
+
+    Uneven sizes are padded to the longest for `torch.distributed.all_gather` (which
+    needs equal shapes) and trimmed after; the tracer records that call.
+    """
+    if len(sizes) == 1:
+        return tensor
+    rows = tensor.movedim(dim, 0)
+    padded = rows.new_zeros((max(sizes), *rows.shape[1:]))
+    padded[: rows.shape[0]] = rows
+    pieces = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(pieces, padded, group=group)
+    return torch.cat([p[:size] for p, size in zip(pieces, sizes)]).movedim(0, dim)
 
 
 def forget_routes() -> None:

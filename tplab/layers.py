@@ -1,0 +1,63 @@
+"""The dense building blocks of a Llama-style transformer, written plainly.
+
+Why here: the tensor-parallel versions in `tplab/tp/` are built *from* these
+(`from_dense`) and tested *against* them, so each parallel layer has one obvious
+single-device reference. Shapes: x is [batch, seq, hidden].
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SwiGLU(nn.Module):
+    """down( silu(gate(x)) * up(x) ): the MLP of Llama, Mistral, SmolLM."""
+
+    def __init__(self, hidden: int, ffn: int, bias: bool = False):
+        super().__init__()
+        self.gate = nn.Linear(hidden, ffn, bias=bias)
+        self.up = nn.Linear(hidden, ffn, bias=bias)
+        self.down = nn.Linear(ffn, hidden, bias=bias)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+def attend(q, k, v, kv_of_head: torch.Tensor, rope=None):
+    """Causal attention of query heads q [b, hq, s, d] over key/value heads k, v [b, hkv, s, d].
+
+    Grouped-query attention: query head j reads key/value head kv_of_head[j].
+    `rope`, if given, rotates q and k (it acts on each head alike, so sharding heads
+    does not change it).
+    """
+    if rope is not None:
+        q, k = rope(q), rope(k)
+    k, v = k.index_select(1, kv_of_head), v.index_select(1, kv_of_head)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention with `n_kv_heads` key/value heads shared by groups of query heads."""
+
+    def __init__(self, hidden: int, n_heads: int, n_kv_heads: int, head_dim: int | None = None,
+                 bias: bool = False):
+        super().__init__()
+        if n_heads % n_kv_heads:
+            raise ValueError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
+        self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
+        self.head_dim = head_dim or hidden // n_heads
+        self.q = nn.Linear(hidden, n_heads * self.head_dim, bias=bias)
+        self.k = nn.Linear(hidden, n_kv_heads * self.head_dim, bias=bias)
+        self.v = nn.Linear(hidden, n_kv_heads * self.head_dim, bias=bias)
+        self.o = nn.Linear(n_heads * self.head_dim, hidden, bias=bias)
+
+    def kv_of_head(self) -> torch.Tensor:
+        return torch.arange(self.n_heads) // (self.n_heads // self.n_kv_heads)
+
+    def forward(self, x, rope=None):
+        b, s, _ = x.shape
+        heads = lambda t, n: t.view(b, s, n, self.head_dim).transpose(1, 2)  # noqa: E731
+        q, k, v = heads(self.q(x), self.n_heads), heads(self.k(x), self.n_kv_heads), heads(self.v(x), self.n_kv_heads)
+        out = attend(q, k, v, self.kv_of_head(), rope)
+        return self.o(out.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim))
