@@ -80,7 +80,9 @@ def _make_var(name: str) -> str:
 
 def test_environment_yml_matches_pyproject():
     conda, pip = _environment()
-    want = _normalise(_pyproject()["project"]["dependencies"])
+    project = _pyproject()["project"]
+    extras = [r for reqs in project.get("optional-dependencies", {}).values() for r in reqs]
+    want = _normalise(project["dependencies"] + extras)
     got = _normalise(r for r in pip if not r.startswith("-"))
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))

@@ -24,17 +24,28 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
-def attend(q, k, v, kv_of_head: torch.Tensor, rope=None):
+def attend(q, k, v, kv_of_head: torch.Tensor, rope=None, cache=None):
     """Causal attention of query heads q [b, hq, s, d] over key/value heads k, v [b, hkv, s, d].
 
     Grouped-query attention: query head j reads key/value head kv_of_head[j].
-    `rope`, if given, rotates q and k (it acts on each head alike, so sharding heads
-    does not change it).
+    `rope(t, offset)`, if given, rotates q and k for positions offset, offset+1, … (it acts
+    on each head alike, so sharding heads does not change it). `cache`, if given, holds
+    this layer's keys and values of earlier positions: the new ones are appended and
+    the queries attend to all of them.
     """
+    offset = cache.length if cache is not None else 0
     if rope is not None:
-        q, k = rope(q), rope(k)
+        q, k = rope(q, offset), rope(k, offset)
+    if cache is not None:
+        k, v = cache.append(k, v)
     k, v = k.index_select(1, kv_of_head), v.index_select(1, kv_of_head)
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    s, total = q.shape[2], k.shape[2]
+    if s == total:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if s == 1:  # one new token: it may see every cached position
+        return F.scaled_dot_product_attention(q, k, v)
+    mask = torch.ones(s, total, dtype=torch.bool).tril(diagonal=total - s)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 class Attention(nn.Module):
@@ -53,11 +64,13 @@ class Attention(nn.Module):
         self.o = nn.Linear(n_heads * self.head_dim, hidden, bias=bias)
 
     def kv_of_head(self) -> torch.Tensor:
-        return torch.arange(self.n_heads) // (self.n_heads // self.n_kv_heads)
+        if getattr(self, "_kv_of_head", None) is None:
+            self._kv_of_head = torch.arange(self.n_heads) // (self.n_heads // self.n_kv_heads)
+        return self._kv_of_head
 
-    def forward(self, x, rope=None):
+    def forward(self, x, rope=None, cache=None):
         b, s, _ = x.shape
         heads = lambda t, n: t.view(b, s, n, self.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = heads(self.q(x), self.n_heads), heads(self.k(x), self.n_kv_heads), heads(self.v(x), self.n_kv_heads)
-        out = attend(q, k, v, self.kv_of_head(), rope)
+        out = attend(q, k, v, self.kv_of_head(), rope, cache)
         return self.o(out.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim))

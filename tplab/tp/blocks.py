@@ -62,11 +62,11 @@ class ParallelAttention(nn.Module):
         kv_of_head = torch.arange(q0, q1) // group_size - kv0  # local query head -> local KV head
         return cls(q, k, v, o, kv_of_head, d, group)
 
-    def forward(self, x, rope=None):
+    def forward(self, x, rope=None, cache=None):
         b, s, _ = x.shape
         x = copy_to_parallel(x, self.group)
         heads = lambda t: t.view(b, s, -1, self.head_dim).transpose(1, 2)  # noqa: E731
-        out = attend(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)), self.kv_of_head, rope)
+        out = attend(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)), self.kv_of_head, rope, cache)
         return self.o(out.transpose(1, 2).reshape(b, s, -1))
 
 
