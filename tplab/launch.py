@@ -76,7 +76,14 @@ def launch(fn, world_size: int, *args, backend: str | None = None, timeout: floa
         raise ValueError(f"backend 'nccl' needs one GPU per rank: {world_size} ranks, "
                          f"{torch.cuda.device_count()} GPU(s) visible. Use backend='gloo' "
                          f"or world_size <= {torch.cuda.device_count()}.")
+    _import_before_fork()
     return _Launch(fn, world_size, args, kwargs, backend, timeout, debug, threads).run()
+
+
+def _import_before_fork() -> None:
+    """Modules torch imports lazily on a first backward() or DTensor call (sympy among them,
+    ~1 s): imported once here, every forked rank inherits them instead of paying again."""
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 
 def _under_torchrun() -> bool:

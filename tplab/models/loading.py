@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from tplab.layers import Attention, SwiGLU
+from tplab.layers import Attention, SwiGLU, TiedHead
 from tplab.models.gguf_file import GGUFModelFile
 from tplab.models.llama import Block, Llama
 from tplab.tp import (ColumnParallelLinear, ParallelAttention, ParallelSwiGLU, RowParallelLinear,
@@ -36,12 +36,11 @@ def load_llama(path=None) -> Llama:
     c = f.config
     with torch.device("meta"):
         embed = nn.Embedding(c.vocab_size, c.hidden)
-        head = nn.Linear(c.hidden, c.vocab_size, bias=False)
         blocks = [Block(Attention(c.hidden, c.n_heads, c.n_kv_heads, c.head_dim), SwiGLU(c.hidden, c.ffn), c)
                   for _ in range(c.n_layers)]
-        model = Llama(c, embed, blocks, head)
+        model = Llama(c, embed, blocks, None)
     embed.weight = _p(f.tensor("token_embd.weight"))
-    head.weight = embed.weight  # tied
+    model.head = TiedHead(embed.weight)
     for i, block in enumerate(model.blocks):
         a, m = block.attn, block.mlp
         for name, key in (("q", "attn_q"), ("k", "attn_k"), ("v", "attn_v"), ("o", "attn_output")):
