@@ -36,6 +36,30 @@ class TiedHead(nn.Module):
         return blocked_linear(x, self.weight)
 
 
+def fuse_weights(*linears) -> tuple[torch.Tensor, list[int]] | None:
+    """One weight for several bias-free layers that read the same input (inference only).
+
+    Their weights become views of the fused one, so memory is not doubled and the
+    parameters still read as before; one matrix product then replaces several (decode
+    runs ~300 small ones per token, each with its own overhead). Returns None — nothing
+    fused — for layers with a bias or weights that train.
+    """
+    if any(lin.bias is not None or lin.weight.requires_grad for lin in linears):
+        return None
+    sizes = [lin.weight.shape[0] for lin in linears]
+    fused = torch.cat([lin.weight.detach() for lin in linears])
+    for lin, part in zip(linears, fused.split(sizes)):
+        lin.weight = nn.Parameter(part, requires_grad=False)
+    return fused, sizes
+
+
+def project(x, linears, fused):
+    """Each layer of `linears` applied to x: with one product if they were fused."""
+    if fused is None:
+        return [lin(x) for lin in linears]
+    return F.linear(x, fused[0]).split(fused[1], dim=-1)
+
+
 class SwiGLU(nn.Module):
     """down( silu(gate(x)) * up(x) ): the MLP of Llama, Mistral, SmolLM."""
 
@@ -44,9 +68,14 @@ class SwiGLU(nn.Module):
         self.gate = nn.Linear(hidden, ffn, bias=bias)
         self.up = nn.Linear(hidden, ffn, bias=bias)
         self.down = nn.Linear(ffn, hidden, bias=bias)
+        self.fused = None
+
+    def fuse(self) -> None:
+        self.fused = fuse_weights(self.gate, self.up)
 
     def forward(self, x):
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = project(x, (self.gate, self.up), self.fused)
+        return self.down(F.silu(gate) * up)
 
 
 def attend(q, k, v, kv_of_head: torch.Tensor, rope=None, cache=None):
@@ -87,6 +116,10 @@ class Attention(nn.Module):
         self.k = nn.Linear(hidden, n_kv_heads * self.head_dim, bias=bias)
         self.v = nn.Linear(hidden, n_kv_heads * self.head_dim, bias=bias)
         self.o = nn.Linear(n_heads * self.head_dim, hidden, bias=bias)
+        self.fused = None
+
+    def fuse(self) -> None:
+        self.fused = fuse_weights(self.q, self.k, self.v)
 
     def kv_of_head(self) -> torch.Tensor:
         if getattr(self, "_kv_of_head", None) is None:
@@ -96,6 +129,7 @@ class Attention(nn.Module):
     def forward(self, x, rope=None, cache=None):
         b, s, _ = x.shape
         heads = lambda t, n: t.view(b, s, n, self.head_dim).transpose(1, 2)  # noqa: E731
-        q, k, v = heads(self.q(x), self.n_heads), heads(self.k(x), self.n_kv_heads), heads(self.v(x), self.n_kv_heads)
+        q, k, v = project(x, (self.q, self.k, self.v), self.fused)
+        q, k, v = heads(q, self.n_heads), heads(k, self.n_kv_heads), heads(v, self.n_kv_heads)
         out = attend(q, k, v, self.kv_of_head(), rope, cache)
         return self.o(out.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim))

@@ -27,6 +27,9 @@ def _finish(model: Llama, f: GGUFModelFile) -> Llama:
         block.attn_norm.weight = _p(f.tensor(f"blk.{i}.attn_norm.weight"))
         block.mlp_norm.weight = _p(f.tensor(f"blk.{i}.ffn_norm.weight"))
     model.norm.weight = _p(f.tensor("output_norm.weight"))
+    for block in model.blocks:  # inference: q/k/v and gate/up as one product each
+        block.attn.fuse()
+        block.mlp.fuse()
     return model.eval()
 
 

@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from tplab.layers import Attention, SwiGLU, attend
+from tplab.layers import Attention, SwiGLU, attend, fuse_weights, project
 from tplab.tp.linear import ColumnParallelLinear, RowParallelLinear
 from tplab.tp.ops import copy_to_parallel
 from tplab.tp.split import head_plan, shard_sizes
@@ -26,6 +26,11 @@ class ParallelSwiGLU(nn.Module):
     def __init__(self, gate, up, down, group=None):
         super().__init__()
         self.gate, self.up, self.down, self.group = gate, up, down, group
+        self.fused = None
+
+    def fuse(self) -> None:
+        """Inference: gate and up shards as one product (see tplab.layers.fuse_weights)."""
+        self.fused = fuse_weights(self.gate, self.up)
 
     @classmethod
     def from_dense(cls, mlp: SwiGLU, group=None, sizes=None):
@@ -36,7 +41,8 @@ class ParallelSwiGLU(nn.Module):
 
     def forward(self, x):
         x = copy_to_parallel(x, self.group)  # once for both column layers: one all-reduce backward
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = project(x, (self.gate, self.up), self.fused)
+        return self.down(F.silu(gate) * up)
 
 
 class ParallelAttention(nn.Module):
@@ -45,6 +51,11 @@ class ParallelAttention(nn.Module):
         self.q, self.k, self.v, self.o = q, k, v, o
         self.register_buffer("kv_of_head", kv_of_head, persistent=False)
         self.head_dim, self.group = head_dim, group
+        self.fused = None
+
+    def fuse(self) -> None:
+        """Inference: the q, k and v shards as one product (see tplab.layers.fuse_weights)."""
+        self.fused = fuse_weights(self.q, self.k, self.v)
 
     @classmethod
     def from_dense(cls, attn: Attention, group=None):
@@ -66,7 +77,8 @@ class ParallelAttention(nn.Module):
         b, s, _ = x.shape
         x = copy_to_parallel(x, self.group)
         heads = lambda t: t.view(b, s, -1, self.head_dim).transpose(1, 2)  # noqa: E731
-        out = attend(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)), self.kv_of_head, rope, cache)
+        q, k, v = project(x, (self.q, self.k, self.v), self.fused)
+        out = attend(heads(q), heads(k), heads(v), self.kv_of_head, rope, cache)
         return self.o(out.transpose(1, 2).reshape(b, s, -1))
 
 
