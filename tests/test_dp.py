@@ -45,7 +45,7 @@ def loss_of(model, rows):
     return F.cross_entropy(logits.reshape(-1, VOCAB), rows[:, 1:].reshape(-1))
 
 
-def train_single(steps, world_size, micro=1):
+def train_single(steps, world_size):
     model = make_model()
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
     for rows in batches(steps, world_size):

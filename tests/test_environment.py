@@ -34,7 +34,7 @@ def _normalise(reqs) -> dict[str, tuple]:
 def _pip_section_by_hand(text: str) -> list[str]:
     """The `- pip:` list of a conda environment file, for when PyYAML is not installed."""
     lines = text.splitlines()
-    out, indent = [], None
+    out = []
     for i, line in enumerate(lines):
         if re.match(r"^\s*-\s*pip\s*:\s*$", line):
             base = len(line) - len(line.lstrip())

@@ -19,7 +19,7 @@ needs_cuda = pytest.mark.skipif(GPUS < 1, reason="needs a CUDA build of torch an
 def _all_reduce_ones():
     import torch.distributed as dist
 
-    rank, n = dist.get_rank(), dist.get_world_size()
+    rank = dist.get_rank()
     dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     x = torch.ones(1 << 16, device=dev) * (rank + 1)
     dist.all_reduce(x)

@@ -112,7 +112,7 @@ def test_generate_cli_bad_input_is_one_line_and_status_2(argv, message):
     assert done.stderr.strip().count("\n") == 0 and message in done.stderr
 
 
-def test_generate_cli_streams_only_the_completion(tokenizer, model, prompt_ids, reference):
+def test_generate_cli_streams_only_the_completion(tokenizer, model, reference):
     done = subprocess.run([sys.executable, "-m", "tplab", "generate", "--tp", "2", "--max-new-tokens", "8", PROMPTS[0]],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -156,19 +156,21 @@ def read_output(tmp: str, rank: int) -> tuple[str, str]:
     return texts[0], texts[1]
 
 
+def _dump_start(err: str) -> int:
+    """Where faulthandler's dump begins in a rank's stderr, or -1."""
+    cut = err.find("Current thread 0x")
+    return cut if cut >= 0 else err.find("Stack (most recent call first)")
+
+
 def strip_stack_dump(err: str) -> str:
     """stderr without a faulthandler dump (that goes into the timeout error instead)."""
-    cut = err.find("Current thread 0x")
-    if cut < 0:
-        cut = err.find("Stack (most recent call first)")
+    cut = _dump_start(err)
     return err if cut < 0 else err[:cut]
 
 
 def stack_dump(err: str) -> str:
     """The faulthandler dump a stuck rank wrote on SIGUSR1, if any."""
-    cut = err.find("Current thread 0x")
-    if cut < 0:
-        cut = err.find("Stack (most recent call first)")
+    cut = _dump_start(err)
     if cut < 0:
         return ""
     lines = err[cut:].splitlines()

@@ -11,6 +11,7 @@ before it returns. The child side lives in `tplab/_rank.py`.
 """
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import pickle
@@ -106,10 +107,21 @@ def _run_here(fn, world_size, args, kwargs, backend, timeout, debug):
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+        atexit.register(_leave_group)  # we made the group: take it down cleanly at exit
     result = fn(*args, **kwargs)
     gathered = [None] * world_size
     dist.all_gather_object(gathered, result)
     return gathered
+
+
+def _leave_group() -> None:
+    """Meet the other ranks, then destroy the group: a rank that exits while a peer's gloo
+    threads still talk to it can abort ("terminate called without an active exception")."""
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 class _Launch:
