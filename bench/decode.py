@@ -9,7 +9,11 @@ Prints one JSON object per line: {"impl", "tp", "metric", "value"}
     prefill_tok_s  tokens/s for a forward over a 128-token prompt
     decode_tok_s   tokens/s over 64 new tokens, one forward each, reading the KV cache
     ms_per_token   decode time per token (TP=2)
-    comm_share     fraction of decode time inside all-reduces (TP=2)
+    comm_share     fraction of decode time spent communicating (TP=2): per all-reduce, the time
+                   the last rank to arrive spends inside it (what an instantaneous all-reduce
+                   would save); the larger of the two ranks' shares
+    wait_share     fraction of decode time a rank spends inside all-reduces waiting for the
+                   other to arrive (load imbalance: 6 + 3 heads at TP=2); the larger of the two
     weight_gbs     weights read per token / time per token (TP=1): achieved bandwidth
     mem_read_gbs   the machine: GB/s summing a 512 MiB float32 tensor
 
@@ -84,28 +88,21 @@ def memory_read_gbs(repeats: int = 5) -> float:
 
 
 def tp_worker(ids, repeats, route):
-    """On each rank: median ms per decoded token, and the share of it inside all-reduces."""
+    """On each rank: median ms per decoded token, and the shares of it spent communicating and
+    waiting for the other rank inside all-reduces (`tplab.comm.AllReduceClock`)."""
     if route == "gloo":
         comm._routes[None] = "torch"  # force torch.distributed's all-reduce for this process group
     model = load_llama_tp()
-    inside = [0.0]
-    fast = comm.all_reduce
-
-    def timed(tensor, group=None, op="sum"):
-        t0 = time.perf_counter()
-        fast(tensor, group, op)
-        inside[0] += time.perf_counter() - t0
-        return tensor
-
-    comm.all_reduce = timed  # tplab.tp's ops call comm.all_reduce through the module
     time_tplab(model, ids)  # warm-up
-    per_token, shares = [], []
+    per_token, comm_shares, wait_shares = [], [], []
     for _ in range(repeats):
-        inside[0] = 0.0
-        _, decode = time_tplab(model, ids)
+        with comm.AllReduceClock() as clock:
+            _, decode = time_tplab(model, ids)
+        split = clock.split()  # includes prefill's few all-reduces: negligible
         per_token.append(decode / NEW_TOKENS * 1e3)
-        shares.append(inside[0] / decode)  # includes prefill's few all-reduces: negligible
-    return statistics.median(per_token), statistics.median(shares)
+        comm_shares.append(split["comm_s"] / decode)
+        wait_shares.append(split["wait_s"] / decode)
+    return statistics.median(per_token), statistics.median(comm_shares), statistics.median(wait_shares)
 
 
 def emit(impl, tp, metric, value):
@@ -142,6 +139,7 @@ def main(argv=None) -> None:
         results = tplab.launch(tp_worker, 2, ids, repeats, route, timeout=600)
         emit(impl, 2, "ms_per_token", max(r[0] for r in results))
         emit(impl, 2, "comm_share", max(r[1] for r in results))
+        emit(impl, 2, "wait_share", max(r[2] for r in results))
 
 
 if __name__ == "__main__":

@@ -124,3 +124,41 @@ def test_fast_all_reduce_max():
         return x.tolist()
 
     assert tplab.launch(maxed, 3) == [[2.0, 0.0, 5.0]] * 3
+
+
+def _late_rank_one(delay):
+    import time
+    x = torch.ones(576)
+    with comm.AllReduceClock() as clock:
+        for _ in range(5):
+            if dist.get_rank() == 1:
+                time.sleep(delay)  # rank 0 arrives first and waits for rank 1, five times
+            comm.all_reduce(x)
+    return clock.split(), float(x[0])
+
+
+def test_all_reduce_clock_splits_waiting_from_communicating():
+    (r0, x0), (r1, x1) = tplab.launch(_late_rank_one, 2, 0.03)
+    assert x0 == x1 == 32.0                     # the all-reduces still ran: 1 -> 2 -> ... -> 32
+    assert r0["calls"] == r1["calls"] == 5
+    assert r0["comm_s"] == pytest.approx(r1["comm_s"])  # the same per-call minimum on both ranks
+    assert r0["wait_s"] >= 5 * 0.03 * 0.8        # rank 0 waited for the late rank each time
+    assert r1["wait_s"] < r0["wait_s"] / 5       # the late rank hardly waits at all
+    for r in (r0, r1):
+        assert r["total_s"] == pytest.approx(r["comm_s"] + r["wait_s"])
+
+
+def _uneven_calls():
+    with comm.AllReduceClock() as clock:
+        for _ in range(1 + dist.get_rank()):
+            clock.durations.append(0.0)  # as if rank 1 had timed one all-reduce more
+    try:
+        clock.split()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def test_all_reduce_clock_refuses_different_call_counts():
+    messages = tplab.launch(_uneven_calls, 2)
+    assert all(m and "different numbers of all-reduces" in m for m in messages)

@@ -92,14 +92,64 @@ def attend(q, k, v, kv_of_head: torch.Tensor, rope=None, cache=None):
         q, k = rope(q, offset), rope(k, offset)
     if cache is not None:
         k, v = cache.append(k, v)
-    k, v = k.index_select(1, kv_of_head), v.index_select(1, kv_of_head)
     s, total = q.shape[2], k.shape[2]
+    group = query_groups(kv_of_head, k.shape[1])
+    if s == 1 and group:  # decoding: each KV head's queries become rows of one attention, no copies
+        b, hq, _, d = q.shape
+        return F.scaled_dot_product_attention(q.view(b, hq // group, group, d), k, v).view(b, hq, 1, d)
+    k, v = k.index_select(1, kv_of_head), v.index_select(1, kv_of_head)  # one K, V per query head
     if s == total:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     if s == 1:  # one new token: it may see every cached position
         return F.scaled_dot_product_attention(q, k, v)
     mask = torch.ones(s, total, dtype=torch.bool).tril(diagonal=total - s)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def attend_one(y, n_heads: int, kv_of_head: torch.Tensor, rope, cache):
+    """attend() for one new position, straight from the fused q|k|v projection y [b, 1, (hq + 2·hkv)·d].
+
+    Decoding runs this 30 times per token, and on a CPU each tensor operation costs a few
+    microseconds whatever its size, so this path is attend() with the operations
+    counted: q and k are rotated together by one small product (`rope.matrix`), the new
+    key and value go straight into the cache, and the query heads of each KV head
+    become rows of one attention call. Returns [b, 1, hq·d], ready for the output projection.
+    """
+    b, d = y.shape[0], cache.k.shape[-1]
+    kv_heads = cache.k.shape[1]
+    heads = y.view(b, n_heads + 2 * kv_heads, d)
+    qk = heads[:, :n_heads + kv_heads]
+    if rope is not None:
+        qk = qk @ rope.matrix(cache.length)
+    keys, values = cache.append(qk[:, n_heads:, None], heads[:, n_heads + kv_heads:, None])
+    group = query_groups(kv_of_head, kv_heads)
+    if not group:  # an irregular mapping: one K, V per query head
+        keys, values = keys.index_select(1, kv_of_head), values.index_select(1, kv_of_head)
+        group, kv_heads = 1, n_heads
+    q = qk[:, :n_heads].reshape(b, kv_heads, group, d)
+    return F.scaled_dot_product_attention(q, keys, values).view(b, 1, n_heads * d)
+
+
+_groups: dict = {}
+
+
+def query_groups(kv_of_head: torch.Tensor, kv_heads: int) -> int:
+    """g if query heads come in consecutive groups of g per KV head (0, 0, 1, 1, …), else 0.
+
+    Then the queries of one KV head can be stacked as rows and attend to that head
+    directly, instead of copying every K and V once per query head. Remembered per
+    mapping: decoding asks 30 times per token.
+    """
+    key = (tuple(kv_of_head.tolist()), kv_heads) if kv_of_head.numel() < 64 else None
+    if key in _groups:
+        return _groups[key]
+    n = kv_of_head.numel()
+    group = n // kv_heads if kv_heads and n % kv_heads == 0 else 0
+    if group and not torch.equal(kv_of_head, torch.arange(kv_heads).repeat_interleave(group)):
+        group = 0
+    if key is not None:
+        _groups[key] = group
+    return group
 
 
 class Attention(nn.Module):
@@ -128,6 +178,8 @@ class Attention(nn.Module):
 
     def forward(self, x, rope=None, cache=None):
         b, s, _ = x.shape
+        if s == 1 and cache is not None and self.fused is not None:  # decoding: the short path
+            return self.o(attend_one(F.linear(x, self.fused[0]), self.n_heads, self.kv_of_head(), rope, cache))
         heads = lambda t, n: t.view(b, s, n, self.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = project(x, (self.q, self.k, self.v), self.fused)
         q, k, v = heads(q, self.n_heads), heads(k, self.n_kv_heads), heads(v, self.n_kv_heads)

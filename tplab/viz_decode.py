@@ -1,7 +1,7 @@
 """Pictures of lesson 04: a real model's bytes, its shards' memory, and where a decoded token's time goes.
 
 Conventions (the colours of `tplab.viz`): a bar in a rank's colour is that rank's; time
-spent computing is blue, time inside all-reduces orange; a prediction is a black outline
+spent computing is blue, communicating orange, waiting for another rank grey; a prediction is a black outline
 or marker next to the measured bar.
 """
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch, Rectangle
 
-from tplab.models.loading import balanced_ffn_sizes
 from tplab.tp.split import head_plan, shard_sizes
 from tplab.viz import rank_color
 
 __all__ = ["rank_bytes", "draw_layer_bytes", "draw_memory_per_rank", "draw_time_split",
            "draw_predicted_vs_measured", "draw_attention_slices"]
 
-COMPUTE, COMM = "#4C72B0", "#DD8452"
+COMPUTE, COMM, WAIT = "#4C72B0", "#DD8452", "#BBBBBB"
 FILE = "#8C8C8C"
 
 
@@ -24,12 +23,12 @@ def rank_bytes(config, parts: int, dtype_bytes: int = 4) -> list[int]:
     """Predicted bytes of parameters on each of `parts` ranks (what `load_llama_tp` keeps).
 
     Per layer: q and o by query heads, k and v by KV heads (`head_plan`), gate/up/down by
-    FFN features shared out to even the bytes (`balanced_ffn_sizes`), both norms whole; the embedding by vocabulary range (tied to the LM head:
-    stored once); the final norm whole.
+    FFN features (`shard_sizes`), both norms whole; the embedding by vocabulary range (tied
+    to the LM head: stored once); the final norm whole.
     """
     c, d, h = config, config.head_dim, config.hidden
     plans = head_plan(c.n_heads, c.n_kv_heads, parts)
-    ffn, vocab = balanced_ffn_sizes(plans, c), shard_sizes(c.vocab_size, parts)
+    ffn, vocab = shard_sizes(c.ffn, parts), shard_sizes(c.vocab_size, parts)
     out = []
     for r, p in enumerate(plans):
         q, kv = p["q"][1] - p["q"][0], p["kv"][1] - p["kv"][0]
@@ -90,26 +89,32 @@ def draw_memory_per_rank(measured: dict, predicted: dict, dense_bytes: int, ax=N
 
 
 def draw_time_split(rows, predicted: dict | None = None, ax=None):
-    """Stacked bars of time per decoded token: compute (blue) under communication (orange).
+    """Stacked bars of time per decoded token: compute (blue), waiting for another rank inside
+    all-reduces (grey), communicating (orange).
 
-    `rows`: dicts with "tp", "route" (e.g. "gloo", "fast"), "compute_ms", "comm_ms".
-    `predicted` {(tp, route): ms}: a black diamond at the predicted total.
+    `rows`: dicts with "tp", "route" (e.g. "gloo", "fast"), "compute_ms", "comm_ms" and,
+    optionally, "wait_ms". `predicted` {(tp, route): ms}: a black diamond at the predicted total.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7.2, 3.6))
     labels = []
     for i, row in enumerate(rows):
-        total = row["compute_ms"] + row["comm_ms"]
-        ax.bar(i, row["compute_ms"], color=COMPUTE, width=0.6)
-        ax.bar(i, row["comm_ms"], bottom=row["compute_ms"], color=COMM, width=0.6)
-        ax.text(i, total, f"{total:.0f} ms", ha="center", va="bottom", fontsize=8)
+        parts = [(row["compute_ms"], COMPUTE), (row.get("wait_ms", 0.0), WAIT), (row["comm_ms"], COMM)]
+        bottom = 0.0
+        for value, color in parts:
+            ax.bar(i, value, bottom=bottom, color=color, width=0.6)
+            bottom += value
+        ax.text(i, bottom, f"{bottom:.0f} ms", ha="center", va="bottom", fontsize=8)
         if predicted and (row["tp"], row["route"]) in predicted:
             ax.plot(i + 0.38, predicted[(row["tp"], row["route"])], "kD", ms=5)
         labels.append(f"TP {row['tp']}\n{row['route']}")
     ax.set_xticks(range(len(rows)), labels, fontsize=8)
     ax.set_ylabel("ms per decoded token")
-    ax.set_title("SmolLM2-135M decode: compute and all-reduce time per token", fontsize=10)
-    handles = [Patch(color=COMPUTE, label="compute"), Patch(color=COMM, label="inside all-reduce")]
+    ax.set_title("SmolLM2-135M decode: where a token's time goes", fontsize=10)
+    handles = [Patch(color=COMPUTE, label="compute")]
+    if any(row.get("wait_ms") for row in rows):
+        handles.append(Patch(color=WAIT, label="waiting for another rank"))
+    handles.append(Patch(color=COMM, label="communicating (all-reduce)"))
     if predicted:
         handles.append(plt.Line2D([], [], color="black", marker="D", ls="", ms=5, label="predicted"))
     ax.legend(handles=handles, fontsize=8, loc="upper left")

@@ -5,6 +5,7 @@
 - `all_reduce()`: the one tplab's layers call: shared memory for CPU ranks on one host,
   `torch.distributed.all_reduce` everywhere else (GPUs, several hosts).
 - `all_gather()`: concatenate uneven shards along a dimension.
+- `AllReduceClock`: time spent inside all-reduces, split into communicating and waiting.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tplab.comm import tracing as _trace
 from tplab.comm.ring import ring_all_reduce
 from tplab.comm.tracing import Trace, trace
 
-__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "trace", "Trace"]
+__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "trace", "Trace", "AllReduceClock"]
 
 
 _routes: dict = {}  # group -> "single", "torch" or its ShmChannel; decided once per group
@@ -68,3 +69,6 @@ def forget_routes() -> None:
     """Forget every group's route and channel (after a process group is destroyed and re-made)."""
     _routes.clear()
     shm.forget_channels()
+
+
+from tplab.comm.timing import AllReduceClock  # noqa: E402  (it wraps all_reduce, defined above)

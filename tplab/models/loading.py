@@ -61,7 +61,10 @@ def load_llama_tp(group=None, path=None) -> Llama:
     plans = head_plan(c.n_heads, c.n_kv_heads, n)  # raises a clear error for a degree that cannot work
     (q0, q1), (kv0, kv1) = plans[rank]["q"], plans[rank]["kv"]
     q_sizes = [(p["q"][1] - p["q"][0]) * d for p in plans]
-    ffn_sizes, vocab_sizes = balanced_ffn_sizes(plans, c), shard_sizes(c.vocab_size, n)
+    # FFN features evenly: at TP 2 the heads are uneven (6 + 3), but an all-reduce follows the
+    # attention block and another the MLP, so each block's time is its slowest rank's: moving
+    # FFN work onto the rank with fewer heads would only make the MLP's slowest rank slower.
+    ffn_sizes, vocab_sizes = shard_sizes(c.ffn, n), shard_sizes(c.vocab_size, n)
     f0, f1 = shard_range(c.ffn, n, rank, ffn_sizes)
     v0, v1 = shard_range(c.vocab_size, n, rank)
 
@@ -91,24 +94,6 @@ def load_llama_tp(group=None, path=None) -> Llama:
     with torch.device("meta"):
         model = Llama(c, embed, blocks, head)
     return _finish(model, f)
-
-
-def balanced_ffn_sizes(plans: list[dict], c) -> list[int]:
-    """FFN columns per rank chosen so that every rank reads the same bytes per token.
-
-    Heads split by KV group can be uneven (SmolLM2 at TP=2: 6 + 3 query heads), and a rank
-    with less attention work would wait for the other at every all-reduce. Decode time is
-    weight bytes read, so the rank with fewer heads takes more FFN columns to even it out
-    (a row-parallel all-reduce does not care how the columns are shared out).
-    """
-    d, h = c.head_dim, c.hidden
-    attn = [h * d * (2 * (p["q"][1] - p["q"][0]) + 2 * (p["kv"][1] - p["kv"][0])) for p in plans]
-    per_rank = (sum(attn) + 3 * h * c.ffn) / len(plans)
-    sizes = [max(1, round((per_rank - a) / (3 * h))) for a in attn]
-    sizes[-1] += c.ffn - sum(sizes)
-    if min(sizes) < 1:  # cannot balance (tiny FFN): share it out evenly
-        return shard_sizes(c.ffn, len(plans))
-    return sizes
 
 
 def parameter_bytes(model: nn.Module) -> int:

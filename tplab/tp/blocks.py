@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from tplab.layers import Attention, SwiGLU, attend, fuse_weights, project
+from tplab.layers import Attention, SwiGLU, attend, attend_one, fuse_weights, project
 from tplab.tp.linear import ColumnParallelLinear, RowParallelLinear
 from tplab.tp.ops import copy_to_parallel
 from tplab.tp.split import head_plan, shard_sizes
@@ -75,6 +75,9 @@ class ParallelAttention(nn.Module):
 
     def forward(self, x, rope=None, cache=None):
         b, s, _ = x.shape
+        if s == 1 and cache is not None and self.fused is not None:  # decoding: the short path
+            heads = self.kv_of_head.numel()
+            return self.o(attend_one(F.linear(x, self.fused[0]), heads, self.kv_of_head, rope, cache))
         x = copy_to_parallel(x, self.group)
         heads = lambda t: t.view(b, s, -1, self.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = project(x, (self.q, self.k, self.v), self.fused)
