@@ -35,7 +35,8 @@ import torch
 
 import tplab
 from tplab import comm
-from tplab.models.loading import load_llama, load_llama_tp, parameter_bytes
+from tplab.models.generate import TokenPicker
+from tplab.models.loading import load_llama, load_llama_tp, parameter_bytes, vocab_start
 from tplab.models.locate import find_gguf
 from tplab.models.tokenizer import SmolTokenizer
 
@@ -51,14 +52,14 @@ def prompt_ids() -> list[int]:
     return ids[:PROMPT_TOKENS]
 
 
-def time_tplab(model, ids) -> tuple[float, float]:
-    """(prefill seconds, decode seconds for NEW_TOKENS tokens)."""
-    from tplab.models.generate import TokenPicker
-    from tplab.models.loading import vocab_start
+def time_tplab(model, ids, clock=None) -> tuple[float, float]:
+    """(prefill seconds, decode seconds for NEW_TOKENS tokens); `clock`, if given, is reset after prefill."""
     pick = TokenPicker(model.config.vocab_size, vocab_start(model))
     cache = model.new_cache(1, len(ids) + NEW_TOKENS)
     t0 = time.perf_counter()
     logits = model(torch.tensor([ids]), cache)
+    if clock is not None:
+        clock.reset()
     t1 = time.perf_counter()
     for _ in range(NEW_TOKENS):
         logits = model(torch.tensor([[pick(logits[0, -1])]]), cache)
@@ -91,14 +92,14 @@ def tp_worker(ids, repeats, route):
     """On each rank: median ms per decoded token, and the shares of it spent communicating and
     waiting for the other rank inside all-reduces (`tplab.comm.AllReduceClock`)."""
     if route == "gloo":
-        comm._routes[None] = "torch"  # force torch.distributed's all-reduce for this process group
+        comm.use_torch_route()  # torch.distributed's all-reduce (gloo) for this process group
     model = load_llama_tp()
     time_tplab(model, ids)  # warm-up
     per_token, comm_shares, wait_shares = [], [], []
     for _ in range(repeats):
         with comm.AllReduceClock() as clock:
-            _, decode = time_tplab(model, ids)
-        split = clock.split()  # includes prefill's few all-reduces: negligible
+            _, decode = time_tplab(model, ids, clock)
+        split = clock.split()  # decode's all-reduces only
         per_token.append(decode / NEW_TOKENS * 1e3)
         comm_shares.append(split["comm_s"] / decode)
         wait_shares.append(split["wait_s"] / decode)

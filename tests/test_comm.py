@@ -141,11 +141,10 @@ def test_all_reduce_clock_splits_waiting_from_communicating():
     (r0, x0), (r1, x1) = tplab.launch(_late_rank_one, 2, 0.03)
     assert x0 == x1 == 32.0                     # the all-reduces still ran: 1 -> 2 -> ... -> 32
     assert r0["calls"] == r1["calls"] == 5
-    assert r0["comm_s"] == pytest.approx(r1["comm_s"])  # the same per-call minimum on both ranks
-    assert r0["wait_s"] >= 5 * 0.03 * 0.8        # rank 0 waited for the late rank each time
+    assert r0["total_s"] >= 5 * 0.03 * 0.8       # rank 0 sat in the all-reduces while rank 1 slept
+    assert r0["wait_s"] >= 5 * 0.03 * 0.8        # ... and the clock calls that waiting, not communicating
+    assert r1["comm_s"] < 5 * 0.03 * 0.2         # the late rank's time inside is the collective alone
     assert r1["wait_s"] < r0["wait_s"] / 5       # the late rank hardly waits at all
-    for r in (r0, r1):
-        assert r["total_s"] == pytest.approx(r["comm_s"] + r["wait_s"])
 
 
 def _uneven_calls():

@@ -147,3 +147,30 @@ def test_negative_bucket_size_is_refused():
 
     with pytest.raises(tplab.WorkerError, match="bucket_mb must be >= 0"):
         tplab.launch(bad, 1)
+
+
+def test_buckets_start_during_backward_in_reverse_order():
+    def step():
+        model = DataParallel(make_model(), bucket_mb=0.0005)
+        ids = batches(1, 1)[0][:, :-1]
+        with comm.trace() as t:
+            model(ids).sum().backward()
+            during = t.count("all_reduce")       # started by the hooks, before finish_gradient_sync
+            model.finish_gradient_sync()
+        last_param = [p for p in model.module.parameters() if p.requires_grad][-1]
+        return during, len(model.buckets), model.buckets[0].params[0] is last_param
+
+    during, buckets, reversed_order = tplab.launch(step, 2)[0]
+    assert buckets > 1 and during == buckets
+    assert reversed_order  # backward produces the last parameters' gradients first
+
+
+def test_second_backward_without_finishing_is_refused():
+    def twice():
+        model = DataParallel(nn.Linear(2, 2))
+        x = torch.ones(1, 2)
+        model(x).sum().backward()
+        model(x).sum().backward()  # forgot finish_gradient_sync(): the first bucket is already sent
+
+    with pytest.raises(tplab.WorkerError, match="second backward before finish_gradient_sync"):
+        tplab.launch(twice, 1)

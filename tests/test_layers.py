@@ -34,7 +34,8 @@ def test_query_groups():
 @pytest.mark.parametrize("kv_of_head", [[0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 1, 1], [0, 0, 1]])
 def test_attend_one_equals_attend_for_one_new_position(kv_of_head):
     """The decoding path (fused projection in, rotation as one product, grouped queries) gives
-    attend()'s output, for regular and irregular query-to-KV maps, after a prefill."""
+    attend()'s output (elementwise rotation, one K and V per query head), for regular and
+    irregular query-to-KV maps, after a prefill."""
     torch.manual_seed(0)
     kv_of_head = torch.tensor(kv_of_head)
     hq, hkv, d, prefill = len(kv_of_head), int(kv_of_head.max()) + 1, 64, 6
@@ -47,7 +48,7 @@ def test_attend_one_equals_attend_for_one_new_position(kv_of_head):
         y = torch.randn(1, 1, (hq + 2 * hkv) * d)  # [q | k | v] of one new position
         qn, kn, vn = (t.view(1, 1, -1, d).transpose(1, 2) for t in y.split([hq * d, hkv * d, hkv * d], dim=-1))
         expected = attend(qn, kn, vn, kv_of_head, rope, caches[0]).transpose(1, 2).reshape(1, 1, hq * d)
-        got = attend_one(y, hq, kv_of_head, rope, caches[1])
+        got = attend_one(y, hq, kv_of_head, query_groups(kv_of_head, hkv), rope, caches[1])
         assert got.shape == (1, 1, hq * d)
         assert torch.allclose(got, expected, atol=1e-5)
     assert torch.allclose(caches[0].k[:, :, :caches[0].length], caches[1].k[:, :, :caches[1].length], atol=1e-5)
@@ -59,6 +60,7 @@ def test_fused_attention_decodes_like_the_unfused_one():
     fused = Attention(64, 4, 2, 16).requires_grad_(False)
     fused.load_state_dict(plain.state_dict())
     fused.fuse()
+    assert fused.fused is not None and fused.groups == 2
     rope = Rotary(16, 10000.0)
     caches = [LayerCache(1, 2, 8, 16) for _ in range(2)]
     with torch.no_grad():

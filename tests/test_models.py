@@ -11,6 +11,7 @@ from tplab.models.gguf_file import GGUFModelFile
 from tplab.models.loading import load_llama, load_llama_tp, parameter_bytes, vocab_start
 from tplab.models.locate import ModelFileError, find_gguf
 from tplab.models.tokenizer import SmolTokenizer
+from tplab.viz_decode import rank_bytes
 
 NEW = 48
 PROMPTS = ["What is the capital of France?", "Explain tensor parallelism in one sentence.",
@@ -86,11 +87,11 @@ def tp_worker(prompt_ids, reference):
 def test_tensor_parallel_generates_the_tp1_tokens(tp, model, prompt_ids, reference):
     sampled_tp1 = list(generate(model, prompt_ids[1], 12, temperature=0.8, seed=3))
     results = tplab.launch(tp_worker, tp, prompt_ids, reference, timeout=600)
-    for forced, generated, sampled, nbytes in results:
+    for rank, (forced, generated, sampled, nbytes) in enumerate(results):
         assert all(forced), f"TP={tp}: a greedy token differs from TP=1 on prompt(s) {forced}"
         assert generated == reference[0], "KV-cached decoding across ranks differs from TP=1"
         assert sampled == sampled_tp1, "the same seed must sample the same tokens at any TP degree"
-        assert nbytes < parameter_bytes(model) * (1 / tp + 0.1)  # each rank holds about its share
+        assert nbytes == rank_bytes(model.config, tp)[rank]  # exactly its share: nothing else is loaded
 
 
 def test_missing_or_corrupt_model_file_says_what_to_run(tmp_path):

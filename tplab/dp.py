@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from tplab import comm
+
 __all__ = ["shard_batch", "gather_batch", "data_parallel_forward", "DataParallel"]
 
 
@@ -33,15 +35,9 @@ def shard_batch(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor
 
 def gather_batch(local: torch.Tensor, group=None) -> torch.Tensor:
     """Concatenate every rank's `local` rows in rank order (sizes may differ), on every rank."""
-    n = dist.get_world_size(group)
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(n)]
-    dist.all_gather(sizes, torch.tensor([local.shape[0]]), group=group)
-    longest = int(max(s.item() for s in sizes))
-    padded = local.new_zeros((longest, *local.shape[1:]))
-    padded[: local.shape[0]] = local
-    pieces = [torch.empty_like(padded) for _ in range(n)]
-    dist.all_gather(pieces, padded.contiguous(), group=group)
-    return torch.cat([p[: int(s.item())] for p, s in zip(pieces, sizes)])
+    sizes = [torch.zeros(1, dtype=torch.int64, device=local.device) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(sizes, torch.tensor([local.shape[0]], device=local.device), group=group)  # NCCL: on the GPU
+    return comm.all_gather(local, [int(s) for s in sizes], dim=0, group=group)
 
 
 @torch.no_grad()
@@ -91,8 +87,8 @@ class DataParallel(nn.Module):
         self._where = {id(p): (b, i) for b, bucket in enumerate(self.buckets) for i, p in enumerate(bucket.params)}
         self._trainable = trainable
         self._next_launch = 0
-        # (what, bucket index, time.perf_counter()) of the latest step: "ready" when a
-        # parameter's gradient arrives, "launch" when a bucket's all-reduce starts, "done"
+        # (what, bucket index, time.perf_counter()) of the latest step: ("forward", -1) first,
+        # then "ready" when a parameter's gradient arrives, "launch" when a bucket's all-reduce starts, "done"
         # when finish_gradient_sync has it back. Lesson 02 draws its timeline from these.
         self.events: list[tuple[str, int, float]] = []
         self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in trainable] \
@@ -130,6 +126,9 @@ class DataParallel(nn.Module):
         if not self._syncing:
             return
         b, i = self._where[id(param)]
+        if i in self.buckets[b].ready:  # its bucket may already be on its way: the new gradient would be lost
+            raise RuntimeError("a second backward before finish_gradient_sync(): call finish_gradient_sync() "
+                               "after each backward, or accumulate gradients inside `with model.no_sync():`")
         self.buckets[b].ready.add(i)
         self.events.append(("ready", b, time.perf_counter()))
         self._launch_ready_buckets()

@@ -111,15 +111,23 @@ def _run_here(fn, world_size, args, kwargs, backend, timeout, debug):
     result = fn(*args, **kwargs)
     gathered = [None] * world_size
     dist.all_gather_object(gathered, result)
+    global _finished
+    _finished = True
     return gathered
+
+
+_finished = False  # this torchrun rank got through fn and the gather: its peers will meet it at exit
 
 
 def _leave_group() -> None:
     """Meet the other ranks, then destroy the group: a rank that exits while a peer's gloo
-    threads still talk to it can abort ("terminate called without an active exception")."""
+    threads still talk to it can abort ("terminate called without an active exception").
+    A rank that failed does not wait for the others (they may be stuck in another collective):
+    it takes its group down and leaves, so torchrun sees the failure at once."""
     if dist.is_initialized():
         try:
-            dist.barrier()
+            if _finished:
+                dist.barrier()
         finally:
             dist.destroy_process_group()
 

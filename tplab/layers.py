@@ -11,20 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def blocked_linear(x, weight, block: int = 8192):
-    """F.linear(x, weight) for a few rows of x and a tall weight, computed in row blocks.
-
-    Why: decoding multiplies one hidden state by the 49,152-row LM head. On the course's
-    2-core machine torch's single matrix-vector product over that matrix runs at about
-    half the memory bandwidth; blocks of 8,192 rows run near it (measured there with 2
-    threads: 16 ms against 6.7 ms for the 49,152 x 576 head). Prefill (many rows of x) is a
-    real matrix product: left alone.
-    """
-    if weight.shape[0] <= 2 * block or x.shape[:-1].numel() > 16:
-        return F.linear(x, weight)
-    return torch.cat([F.linear(x, weight[i:i + block]) for i in range(0, weight.shape[0], block)], dim=-1)
-
-
 class TiedHead(nn.Module):
     """The LM head y = x Eᵀ, sharing the embedding's weight E (SmolLM2 ties them)."""
 
@@ -33,15 +19,15 @@ class TiedHead(nn.Module):
         self.weight = weight
 
     def forward(self, x):
-        return blocked_linear(x, self.weight)
+        return F.linear(x, self.weight)
 
 
 def fuse_weights(*linears) -> tuple[torch.Tensor, list[int]] | None:
     """One weight for several bias-free layers that read the same input (inference only).
 
     Their weights become views of the fused one, so memory is not doubled and the
-    parameters still read as before; one matrix product then replaces several (decode
-    runs ~300 small ones per token, each with its own overhead). Returns None — nothing
+    parameters still read as before; one matrix product then replaces several (decoding a
+    token with SmolLM2 makes 211 of them unfused, 121 fused, each with its own overhead). Returns None — nothing
     fused — for layers with a bias or weights that train.
     """
     if any(lin.bias is not None or lin.weight.requires_grad for lin in linears):
@@ -93,27 +79,23 @@ def attend(q, k, v, kv_of_head: torch.Tensor, rope=None, cache=None):
     if cache is not None:
         k, v = cache.append(k, v)
     s, total = q.shape[2], k.shape[2]
-    group = query_groups(kv_of_head, k.shape[1])
-    if s == 1 and group:  # decoding: each KV head's queries become rows of one attention, no copies
-        b, hq, _, d = q.shape
-        return F.scaled_dot_product_attention(q.view(b, hq // group, group, d), k, v).view(b, hq, 1, d)
     k, v = k.index_select(1, kv_of_head), v.index_select(1, kv_of_head)  # one K, V per query head
     if s == total:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    if s == 1:  # one new token: it may see every cached position
-        return F.scaled_dot_product_attention(q, k, v)
     mask = torch.ones(s, total, dtype=torch.bool).tril(diagonal=total - s)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def attend_one(y, n_heads: int, kv_of_head: torch.Tensor, rope, cache):
+def attend_one(y, n_heads: int, kv_of_head: torch.Tensor, group: int, rope, cache):
     """attend() for one new position, straight from the fused q|k|v projection y [b, 1, (hq + 2·hkv)·d].
 
     Decoding runs this 30 times per token, and on a CPU each tensor operation costs a few
     microseconds whatever its size, so this path is attend() with the operations
     counted: q and k are rotated together by one small product (`rope.matrix`), the new
-    key and value go straight into the cache, and the query heads of each KV head
-    become rows of one attention call. Returns [b, 1, hq·d], ready for the output projection.
+    key and value go straight into the cache, and, when the query heads come in regular
+    groups (`group`, from `query_groups`), the query heads of each KV head become rows of
+    one attention call instead of K and V being copied once per query head. Returns
+    [b, 1, hq·d], ready for the output projection.
     """
     b, d = y.shape[0], cache.k.shape[-1]
     kv_heads = cache.k.shape[1]
@@ -122,7 +104,6 @@ def attend_one(y, n_heads: int, kv_of_head: torch.Tensor, rope, cache):
     if rope is not None:
         qk = qk @ rope.matrix(cache.length)
     keys, values = cache.append(qk[:, n_heads:, None], heads[:, n_heads + kv_heads:, None])
-    group = query_groups(kv_of_head, kv_heads)
     if not group:  # an irregular mapping: one K, V per query head
         keys, values = keys.index_select(1, kv_of_head), values.index_select(1, kv_of_head)
         group, kv_heads = 1, n_heads
@@ -130,25 +111,16 @@ def attend_one(y, n_heads: int, kv_of_head: torch.Tensor, rope, cache):
     return F.scaled_dot_product_attention(q, keys, values).view(b, 1, n_heads * d)
 
 
-_groups: dict = {}
-
-
 def query_groups(kv_of_head: torch.Tensor, kv_heads: int) -> int:
     """g if query heads come in consecutive groups of g per KV head (0, 0, 1, 1, …), else 0.
 
-    Then the queries of one KV head can be stacked as rows and attend to that head
-    directly, instead of copying every K and V once per query head. Remembered per
-    mapping: decoding asks 30 times per token.
+    Then the queries of one KV head can be stacked as rows and attend to that head directly.
+    (8 query heads over 2 KV heads at TP 3 give a rank [0, 1, 1]: irregular, so 0.)
     """
-    key = (tuple(kv_of_head.tolist()), kv_heads) if kv_of_head.numel() < 64 else None
-    if key in _groups:
-        return _groups[key]
     n = kv_of_head.numel()
     group = n // kv_heads if kv_heads and n % kv_heads == 0 else 0
     if group and not torch.equal(kv_of_head, torch.arange(kv_heads).repeat_interleave(group)):
-        group = 0
-    if key is not None:
-        _groups[key] = group
+        return 0
     return group
 
 
@@ -169,7 +141,9 @@ class Attention(nn.Module):
         self.fused = None
 
     def fuse(self) -> None:
+        """Inference: q, k and v as one product, and attend_one's query grouping worked out once."""
         self.fused = fuse_weights(self.q, self.k, self.v)
+        self.groups = query_groups(self.kv_of_head(), self.n_kv_heads)
 
     def kv_of_head(self) -> torch.Tensor:
         if getattr(self, "_kv_of_head", None) is None:
@@ -179,7 +153,8 @@ class Attention(nn.Module):
     def forward(self, x, rope=None, cache=None):
         b, s, _ = x.shape
         if s == 1 and cache is not None and self.fused is not None:  # decoding: the short path
-            return self.o(attend_one(F.linear(x, self.fused[0]), self.n_heads, self.kv_of_head(), rope, cache))
+            return self.o(attend_one(F.linear(x, self.fused[0]), self.n_heads, self.kv_of_head(), self.groups,
+                                     rope, cache))
         heads = lambda t, n: t.view(b, s, n, self.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = project(x, (self.q, self.k, self.v), self.fused)
         q, k, v = heads(q, self.n_heads), heads(k, self.n_kv_heads), heads(v, self.n_kv_heads)

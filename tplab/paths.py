@@ -1,4 +1,6 @@
 """Where the course lives on disk, found from the package so no command depends on the working directory."""
+import shlex
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -6,3 +8,11 @@ REPO = PACKAGE.parent
 NOTEBOOKS = REPO / "notebooks"
 SOLUTIONS = REPO / "solutions"
 EXERCISES = REPO / "exercises"
+
+
+def pip_command() -> str:
+    """How to run pip for this Python, for a fix-it message: `.venv/bin/pip` in the course's
+    own environment (the README's spelling), else this interpreter's `-m pip`."""
+    if Path(sys.prefix).resolve() == (REPO / ".venv").resolve():
+        return ".venv/bin/pip"
+    return f"{shlex.quote(sys.executable)} -m pip"

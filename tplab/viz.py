@@ -9,6 +9,14 @@ from matplotlib.patches import FancyBboxPatch
 RANK_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def sub(i) -> str:
+    """An index as subscript digits, for labels like W₁₂: sub(12) == '₁₂'."""
+    return str(i).translate(_SUB)
+
+
 def rank_color(rank: int) -> str:
     return RANK_COLORS[rank % len(RANK_COLORS)]
 

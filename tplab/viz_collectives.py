@@ -17,12 +17,11 @@ import matplotlib.pyplot as plt
 from matplotlib import patheffects
 from matplotlib.patches import Rectangle
 
-from tplab.viz import rank_color
+from tplab.viz import rank_color, sub
 
 __all__ = ["piece", "pieces", "decode", "cell_label", "draw_ranks", "draw_before_after", "draw_ring_steps"]
 
 LETTERS = "ABCDEFGH"
-SUBSCRIPTS = dict(zip("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
 def piece(rank: int, chunk: int, chunks: int) -> int:
@@ -68,7 +67,7 @@ def cell_label(value, chunks: int) -> str:
     parts = []
     for c, ranks in sorted(by_chunk.items()):
         letter = LETTERS[c] if c < len(LETTERS) else f"[{c}]"
-        parts.append(letter + "".join(SUBSCRIPTS[d] for r in sorted(ranks) for d in str(r)))
+        parts.append(letter + "".join(sub(r) for r in sorted(ranks)))
     return "+".join(parts)
 
 

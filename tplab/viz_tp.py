@@ -15,20 +15,12 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from tplab.tp.split import head_plan, shard_sizes
-from tplab.viz import rank_color
+from tplab.viz import rank_color, sub
 
 __all__ = ["sub", "draw_column_and_row", "draw_mlp_weights", "draw_head_plan", "draw_head_plans",
            "draw_mlp_flow", "draw_vocab_split"]
 
 WHOLE = "#BDBDBD"
-_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
-def sub(i) -> str:
-    """An index as subscript digits: sub(12) == '₁₂'."""
-    return str(i).translate(_SUB)
-
-
 def _rank_legend(ax, n, x, y, dy=0.3):
     for r in range(n):
         ax.add_patch(Rectangle((x, y - r * dy - 0.1), 0.2, 0.2, fc=rank_color(r), ec="black", lw=0.6))

@@ -5,6 +5,7 @@
 - `all_reduce()`: the one tplab's layers call: shared memory for CPU ranks on one host,
   `torch.distributed.all_reduce` everywhere else (GPUs, several hosts).
 - `all_gather()`: concatenate uneven shards along a dimension.
+- `use_torch_route()`: make a group's all-reduces take torch.distributed's route (to compare).
 - `AllReduceClock`: time spent inside all-reduces, split into communicating and waiting.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tplab.comm import tracing as _trace
 from tplab.comm.ring import ring_all_reduce
 from tplab.comm.tracing import Trace, trace
 
-__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "trace", "Trace", "AllReduceClock"]
+__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "use_torch_route", "trace", "Trace", "AllReduceClock"]
 
 
 _routes: dict = {}  # group -> "single", "torch" or its ShmChannel; decided once per group
@@ -30,6 +31,12 @@ def _route(group):
         else:
             _routes[group] = shm.channel(group) or "torch"
     return _routes[group]
+
+
+def use_torch_route(group=None) -> None:
+    """Send `group`'s all-reduces to `torch.distributed` from now on, even where shared memory
+    would serve (lesson 04 and `bench/decode.py` time gloo's all-reduce against tplab's)."""
+    _routes[group] = "torch"
 
 
 _TORCH_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}

@@ -63,7 +63,7 @@ class ShmChannel:
         self.flags = memoryview(self.map).cast("q")  # flag of rank r at index r * _FLAG_STRIDE
         data = np.frombuffer(self.map, dtype=np.uint8, offset=self.n * _FLAG_BYTES)
         self.buffers = data.reshape(2, self.n, slot_bytes)
-        self._views: dict = {}  # (buffer, dtype, numel) -> every rank's slot viewed as that chunk
+        self._views: dict = {}  # (which buffer, numpy dtype, numel) -> every rank's slot viewed as that chunk
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         """Reduce in place ("sum" or "max"). numpy, not torch, does the copies and adds:
@@ -99,7 +99,7 @@ class ShmChannel:
         if self.n == 1:
             np.copyto(chunk, views[0])
             return
-        combine(views[0], views[1], out=chunk)  # an overflow warns (numpy) where torch is silent
+        combine(views[0], views[1], out=chunk)  # a float overflow warns (numpy) where torch is silent
         for view in views[2:]:
             combine(chunk, view, out=chunk)
 

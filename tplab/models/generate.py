@@ -56,9 +56,9 @@ def generate(model: Llama, prompt_ids: list[int], max_new_tokens: int, temperatu
     pick = TokenPicker(c.vocab_size, vocab_start(model), temperature, seed, group)
     cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
     logits = model(torch.tensor([prompt_ids]), cache)  # prefill: the whole prompt at once
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         token = pick(logits[0, -1])
         yield token
-        if stop_at_eos and token == c.eos_id:
-            return
+        if step == max_new_tokens - 1 or (stop_at_eos and token == c.eos_id):
+            return  # no forward for a token nobody will read
         logits = model(torch.tensor([[token]]), cache)  # decode: one position, reading the cache

@@ -52,10 +52,11 @@ class Rotary:
     the minus sign lives in a stored copy of sin, so the rotation is one roll, one multiply
     and one fused multiply-add: roll(t) = [t₂, t₁], and [t₂, t₁]·[-sin, sin] = [-t₂, t₁]·sin.
 
-    Decoding rotates 60 times per token (q and k in 30 layers), all at one position, and on
-    a CPU each tensor operation costs microseconds whatever its size. So for a single
-    position the rotation is written once as a d x d matrix R (t·R = t·cos + roll(t)·sin:
-    cos on the diagonal, sin where roll moves a feature) and each call is one small product.
+    Decoding rotates q and k in each of 30 layers per token, all at one position, and on a
+    CPU each tensor operation costs microseconds whatever its size. So for a single position
+    the rotation is also written as a d x d matrix R (t·R = t·cos + roll(t)·sin: cos on the
+    diagonal, sin where roll moves a feature), and `tplab.layers.attend_one` rotates a
+    layer's q and k heads together with one small product.
     """
 
     def __init__(self, head_dim: int, base: float):
@@ -68,7 +69,6 @@ class Rotary:
         angles = torch.outer(torch.arange(length, dtype=torch.float32, device="cpu"), self.inv_freq)
         self.cos = torch.cat([angles.cos(), angles.cos()], dim=-1)
         self.signed_sin = torch.cat([-angles.sin(), angles.sin()], dim=-1)
-        self._at = None
 
     def matrix(self, position: int) -> torch.Tensor:
         """R with t·R = rope(t) at `position` (kept: every layer asks for the same one)."""
@@ -84,8 +84,6 @@ class Rotary:
 
     def __call__(self, t: torch.Tensor, offset: int) -> torch.Tensor:
         s = t.shape[-2]
-        if s == 1:
-            return t @ self.matrix(offset)
         if offset + s > self.cos.shape[0]:
             self._grow(max(2 * (offset + s), 256))
         cos, signed_sin = self.cos[offset:offset + s], self.signed_sin[offset:offset + s]
@@ -140,10 +138,5 @@ class Llama(nn.Module):
 
     def new_cache(self, batch: int, max_len: int) -> list[LayerCache]:
         """Empty caches sized for this rank's key/value heads."""
-        return [LayerCache(batch, _kv_heads(block.attn), max_len, self.config.head_dim) for block in self.blocks]
+        return [LayerCache(batch, block.attn.n_kv_heads, max_len, self.config.head_dim) for block in self.blocks]
 
-
-def _kv_heads(attn: nn.Module) -> int:
-    if hasattr(attn, "n_kv_heads"):
-        return attn.n_kv_heads
-    return int(attn.kv_of_head.max()) + 1 if attn.kv_of_head.numel() else 0

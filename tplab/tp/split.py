@@ -15,7 +15,9 @@ def shard_sizes(total: int, parts: int) -> list[int]:
 
 
 def shard_range(total: int, parts: int, rank: int, sizes: list[int] | None = None) -> tuple[int, int]:
-    """[start, end) of `rank`'s share of `total`."""
+    """[start, end) of `rank`'s share of `total` (even shares, or the given `sizes`)."""
+    if sizes is not None and (len(sizes) != parts or sum(sizes) != total):
+        raise ValueError(f"shard sizes {sizes} must be {parts} numbers adding up to {total}")
     sizes = sizes or shard_sizes(total, parts)
     start = sum(sizes[:rank])
     return start, start + sizes[rank]
