@@ -1,0 +1,72 @@
+"""Plausible wrong answers must earn nothing on their exercise.
+
+Each file `tests/wrong_answers/<notebook>/<exercise id>/<mistake>.py` holds the whole source
+of that exercise's cell as a learner who made that mistake would write it (its first line, a
+comment, names the mistake class). For each notebook the wrong answers are graded in rounds:
+round k puts the k-th wrong answer of every exercise into the exercise notebook (the other
+exercises keep their stubs, which fail at once), so a notebook is executed as often as its
+most-tried exercise has wrong answers, not once per answer.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from tplab.grading.cells import exercise_of, read_notebook
+from tplab.grading.grade import grade_notebook
+from tplab.grading.report import format_table
+from tplab.paths import EXERCISES
+
+HERE = Path(__file__).with_name("wrong_answers")
+
+
+def wrong_answers() -> dict[str, dict[str, list[Path]]]:
+    """{notebook stem: {exercise id: [wrong answer files, sorted]}}."""
+    found: dict[str, dict[str, list[Path]]] = {}
+    for path in sorted(HERE.glob("*/*/*.py")):
+        found.setdefault(path.parent.parent.name, {}).setdefault(path.parent.name, []).append(path)
+    return found
+
+
+def rounds(stem: str) -> list[tuple[str, int]]:
+    answers = wrong_answers()[stem]
+    return [(stem, k) for k in range(max(len(files) for files in answers.values()))]
+
+
+ROUNDS = [r for stem in sorted(wrong_answers()) for r in rounds(stem)]
+
+
+def test_every_wrong_answer_targets_a_real_exercise():
+    for stem, exercises in wrong_answers().items():
+        notebook = EXERCISES / f"{stem}.ipynb"
+        assert notebook.is_file(), f"tests/wrong_answers/{stem}: no exercises/{stem}.ipynb"
+        ids = {str(exercise_of(c)) for c in read_notebook(notebook).cells if exercise_of(c) is not None}
+        for exercise_id, files in exercises.items():
+            assert exercise_id in ids, f"tests/wrong_answers/{stem}/{exercise_id}: no such exercise in {notebook.name}"
+            for path in files:
+                assert path.read_text().startswith("#"), f"{path}: first line should name the mistake"
+
+
+@pytest.mark.parametrize("stem,k", ROUNDS, ids=[f"{s}-round{k}" for s, k in ROUNDS])
+def test_wrong_answers_earn_zero(stem, k, tmp_path):
+    chosen = {eid: files[k] for eid, files in wrong_answers()[stem].items() if k < len(files)}
+    nb = copy.deepcopy(read_notebook(EXERCISES / f"{stem}.ipynb"))
+    placed = set()
+    for cell in nb.cells:
+        eid = exercise_of(cell)
+        if eid is not None and str(eid) in chosen and str(eid) not in placed:
+            cell.source = chosen[str(eid)].read_text()
+            placed.add(str(eid))
+    assert placed == set(chosen), f"no exercise cell for {set(chosen) - placed}"
+    path = tmp_path / f"{stem}.ipynb"
+    path.write_text(json.dumps(nb))
+    result = grade_notebook(path)
+    table = format_table(result)
+    for exercise in result["exercises"]:
+        if exercise["id"] in chosen:
+            mistake = chosen[exercise["id"]].relative_to(HERE)
+            assert exercise["earned"] == 0, f"wrong answer {mistake} earned {exercise['earned']} points:\n{table}"
+            assert exercise["status"] in ("failed", "error", "timeout"), f"{mistake}:\n{table}"
