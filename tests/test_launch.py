@@ -21,11 +21,22 @@ def no_leftover_processes():
     yield
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        alive = [c for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+        alive = [c for c in psutil.Process().children(recursive=True)
+                 if c.status() != psutil.STATUS_ZOMBIE and not is_forkserver(c)]
         if not alive:
             return
         time.sleep(0.05)
     pytest.fail(f"processes outlived the launch: {[(c.pid, c.name()) for c in alive]}")
+
+
+def is_forkserver(process) -> bool:
+    """multiprocessing's fork server (and its resource tracker): idle, shared by launches,
+    gone when this process exits. Ranks are never these."""
+    try:
+        command = " ".join(process.cmdline())
+        return "multiprocessing.forkserver" in command or "multiprocessing.resource_tracker" in command
+    except psutil.Error:
+        return False
 
 
 def rank_times(x):
@@ -177,7 +188,7 @@ def test_cuda_initialised_in_parent_refused(monkeypatch):
 
 def test_unpicklable_result_is_a_clear_error():
     with pytest.raises(WorkerError, match="could not be sent back"):
-        tplab.launch(lambda: (lambda: None), 1)
+        tplab.launch(lambda: (i for i in range(3)), 1)  # a generator: not even cloudpickle sends it
 
 
 WORKER_SCRIPT = textwrap.dedent("""
@@ -242,3 +253,144 @@ def test_keyboard_interrupt_leaves_no_rank_behind(tmp_path):
     assert "interrupted" in out
     for pid in map(int, pids.read_text().split()):
         assert not psutil.pid_exists(pid), f"rank process {pid} outlived the interrupted launch"
+
+
+# --- several threads per rank: the fork-after-OpenMP hazard, forced --------------------------
+
+def parent_runs_openmp():
+    """Put this process in the state that breaks forked multi-threaded ranks: a parallel
+    region has run here with two threads, so GNU OpenMP's pool exists (and fork won't copy it)."""
+    torch.set_num_threads(2)
+    a = torch.randn(1024, 1024)
+    (a @ a).sum().item()
+    assert torch.get_num_threads() == 2
+
+
+def linear_forwards():
+    torch.manual_seed(dist.get_rank())
+    layer, x = torch.nn.Linear(512, 512), torch.randn(256, 512)
+    for _ in range(5):
+        x = torch.tanh(layer(x))
+    threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+    return torch.get_num_threads(), threads, float(x.detach().sum())
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_two_threads_per_rank_after_parent_ran_a_parallel_region(world_size):
+    parent_runs_openmp()
+    start = time.monotonic()
+    got = tplab.launch(linear_forwards, world_size, threads=2, timeout=60)
+    assert time.monotonic() - start < 30  # ~2 s the first time (the server imports torch), then ~0.1 s
+    for rank, (threads, os_threads, value) in enumerate(got):
+        assert threads == 2, f"rank {rank} runs {threads} torch threads, asked for 2"
+        if os_threads is not None:  # the parallel region really used a second thread
+            assert os_threads >= 2, f"rank {rank} has {os_threads} OS thread(s)"
+        torch.manual_seed(rank)
+        layer, x = torch.nn.Linear(512, 512), torch.randn(256, 512)
+        for _ in range(5):
+            x = torch.tanh(layer(x))
+        assert value == pytest.approx(float(x.detach().sum()), rel=1e-4)
+
+
+def test_start_method_is_fork_only_where_safe(monkeypatch):
+    from tplab.launch import pick_start_method
+
+    assert pick_start_method(1, "gloo") == ("fork" if sys.platform == "linux" else "forkserver")
+    assert pick_start_method(2, "gloo") == "forkserver"
+    assert pick_start_method(1, "nccl") == "forkserver"
+    monkeypatch.setattr(sys, "platform", "darwin")  # macOS: fork is unsafe with system frameworks
+    assert pick_start_method(1, "gloo") == "forkserver"
+    assert pick_start_method(1, "gloo", "spawn") == "spawn"
+    with pytest.raises(ValueError, match="start_method"):
+        pick_start_method(1, "gloo", "thread")
+
+
+class CellResult:  # a class a notebook cell would define: not importable by the rank
+    def __init__(self, rank):
+        self.rank = rank
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_clean_start_keeps_results_output_and_environment(method, monkeypatch, capsys):
+    monkeypatch.setenv("TPLAB_TEST_MARK", "set after the server started")
+    offset = 5  # a closure, as cell functions capture variables
+
+    def worker(x):
+        t = torch.ones(2) * (dist.get_rank() + offset)
+        dist.all_reduce(t)
+        print(f"rank says {os.environ['TPLAB_TEST_MARK']}")
+        return CellResult(dist.get_rank()).rank, x, t[0].item(), os.environ["LOCAL_RANK"], os.getcwd()
+
+    got = tplab.launch(worker, 2, 3, start_method=method, timeout=120)
+    assert got == [(0, 3, 11.0, "0", os.getcwd()), (1, 3, 11.0, "1", os.getcwd())]
+    out = capsys.readouterr().out
+    assert "[rank 0] rank says set after the server started" in out
+    assert out.index("[rank 0]") < out.index("[rank 1]")
+
+
+def test_clean_start_names_the_failing_rank_with_its_traceback():
+    def fail():
+        if dist.get_rank() == 1:
+            raise ValueError("bad shard on purpose")
+        dist.barrier()
+
+    with pytest.raises(WorkerError) as info:
+        tplab.launch(fail, 2, threads=2, timeout=60)
+    assert info.value.rank == 1
+    assert "ValueError: bad shard on purpose" in str(info.value)
+    assert "in fail" in str(info.value)
+
+
+def test_clean_start_hang_is_named_and_killed():
+    def hang():
+        if dist.get_rank() == 1:
+            time.sleep(600)
+        dist.barrier()
+
+    start = time.monotonic()
+    with pytest.raises(WorkerError) as info:
+        tplab.launch(hang, 2, threads=2, timeout=4)
+    assert time.monotonic() - start < 4 + 6
+    assert info.value.stuck == [0, 1] and info.value.waiting == [0] and info.value.computing == [1]
+    assert "waited in a collective for rank 1" in str(info.value)
+
+
+def test_timeout_report_says_a_peer_returned_without_the_collective():
+    def skip():
+        if dist.get_rank() == 0:
+            dist.all_reduce(torch.ones(1))  # rank 1 never calls it
+        return dist.get_rank()
+
+    with pytest.raises(WorkerError) as info:
+        tplab.launch(skip, 2, timeout=3)
+    text = str(info.value)
+    assert info.value.returned == [1] and info.value.waiting == [0], text
+    assert "returned without calling the collective" in text
+
+
+def test_timeout_report_does_not_blame_a_collective_when_ranks_compute():
+    def spin():
+        while True:
+            sum(range(1000))
+
+    with pytest.raises(WorkerError) as info:
+        tplab.launch(spin, 2, timeout=3)
+    text = str(info.value)
+    assert info.value.computing == [0, 1] and not info.value.waiting, text
+    assert "No rank was waiting for another" in text
+
+
+def test_cuda_parent_check_applies_to_fork_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with pytest.raises(RuntimeError, match="start_method='forkserver'"):
+        tplab.launch(dist.get_rank, 1)
+    assert tplab.launch(dist.get_rank, 1, start_method="forkserver") == [0]
+
+
+def test_unguarded_script_with_threads_gets_a_clear_error(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text("import tplab, torch.distributed as dist\n"
+                      "print(tplab.launch(dist.get_rank, 1, threads=2, timeout=60))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert '__name__ == "__main__"' in proc.stderr, proc.stderr[-2000:]

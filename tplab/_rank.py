@@ -1,10 +1,11 @@
 """The child side of `tplab.launch`: what one forked rank does, from fork to exit.
 
-Order matters here. The thread count is set before any torch work (a forked child can
-hang in its first matmul otherwise: pytorch#17199), output goes to files the parent
-replays, the rank dies with its parent, the rendezvous uses torchrun's variables, and
-whatever happens the parent hears one message — the result, or the error stamped with
-the time it happened (so the parent can tell the root cause from its echoes).
+Order matters here. The thread count is set before any torch work, output goes to files
+the parent replays, the rank dies with its parent, the rendezvous uses torchrun's variables,
+and whatever happens the parent hears one message — the result, or the error stamped with
+the time it happened (so the parent can tell the root cause from its echoes). A rank
+started from the forkserver first takes on the launching process's environment and
+working directory, then runs exactly the same steps.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import io
 import os
 import pickle
 import signal
+import socket
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +41,22 @@ class Job:
     timeout: float
     debug: bool
     threads: int
+    env: dict | None = None   # the launcher's environment, for ranks not forked from it
+    cwd: str | None = None
+
+
+def main_from_bytes(payload: bytes, rank: int, conn, tmp: str, parent_pid: int) -> None:
+    """Entry point of a rank started from the forkserver: the job arrives cloudpickled."""
+    try:
+        job = pickle.loads(payload)
+        os.environ.clear()
+        os.environ.update(job.env)
+        os.chdir(job.cwd)
+    except BaseException as exc:  # noqa: BLE001 - the parent must hear why, then we leave
+        conn.send_bytes(pickle.dumps(("error", Failure.from_exception(rank, RuntimeError(
+            f"rank {rank} could not receive the function to run: {exc!r}"), time.monotonic()))))
+        os._exit(1)
+    main(job, rank, conn, tmp, parent_pid)
 
 
 def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
@@ -73,7 +92,7 @@ def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
         "TORCHELASTIC_USE_AGENT_STORE": "True", WORKER_FLAG: "1",
     }
     if job.backend == "gloo":
-        env["GLOO_SOCKET_IFNAME"] = "lo"
+        env["GLOO_SOCKET_IFNAME"] = loopback_interface()
     os.environ.update({k: str(v) for k, v in env.items()})
 
 
@@ -91,9 +110,7 @@ def _run(job: Job, rank: int, conn) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         message = ("error", Failure.from_exception(rank, exc, time.monotonic()))
     try:
-        # plain pickle, not multiprocessing's: that one would share tensors through file
-        # descriptors served by this process, which is about to exit
-        conn.send_bytes(pickle.dumps(message))
+        conn.send_bytes(_dumps(message))
     except Exception as exc:  # the result would not pickle
         conn.send_bytes(pickle.dumps(("error", Failure.from_exception(rank, TypeError(
             f"the value returned by rank {rank} could not be sent back: {exc}"), time.monotonic()))))
@@ -109,6 +126,28 @@ def _run(job: Job, rank: int, conn) -> int:
     return 0 if message[0] == "ok" else 1
 
 
+def _dumps(message) -> bytes:
+    """Plain pickle, not multiprocessing's (that one would share tensors through file
+    descriptors served by this process, which is about to exit). A class defined in a
+    notebook cell is not importable in a rank started from the forkserver: cloudpickle
+    then sends it by value."""
+    try:
+        return pickle.dumps(message)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(message)
+
+
+def loopback_interface() -> str:
+    """The loopback interface's name: "lo" on Linux, "lo0" on macOS and the BSDs."""
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except (OSError, AttributeError):
+        names = []
+    return next((n for n in ("lo", "lo0") if n in names), "lo0" if sys.platform == "darwin" else "lo")
+
+
 def _to_cpu(value):
     """Results cross to the parent, which must not touch CUDA: move tensors to the CPU."""
     if isinstance(value, torch.Tensor):
@@ -121,13 +160,36 @@ def _to_cpu(value):
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this rank if the launching process dies (a killed kernel, say)."""
+    """SIGKILL this rank if the launching process dies (a killed kernel, say).
+
+    Linux does it for us (PR_SET_PDEATHSIG) when the rank's parent dies; a forkserver's
+    rank has the server as its parent, and the server exits when the launcher does.
+    Elsewhere (macOS) a thread watches the launcher and ends the rank when it is gone."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        armed = True
+    except (OSError, AttributeError):
+        armed = False
+    if not _alive(parent_pid):  # it died before prctl took effect
         os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_launcher, args=(parent_pid,), daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_launcher(pid: int) -> None:
+    while _alive(pid):
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _paths(tmp: str, rank: int) -> tuple[Path, Path]:

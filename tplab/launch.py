@@ -3,15 +3,35 @@
 Why this exists: starting ranks from Jupyter is where distributed code usually goes wrong.
 `spawn` cannot pickle a function defined in a cell, a failing rank's peers die of
 "connection closed" and hide the real error, a stuck collective hangs the kernel, and
-stray processes outlive the cell. `launch` forks the ranks (so cell functions work),
-hosts the rendezvous store itself on 127.0.0.1, gives every rank torchrun's environment
-variables (so the same worker runs under `torchrun`), supervises them against one
-deadline, names the rank that failed first with its traceback, and kills every rank
-before it returns. The child side lives in `tplab/_rank.py`.
+stray processes outlive the cell. `launch` starts the ranks, hosts the rendezvous store
+itself on 127.0.0.1, gives every rank torchrun's environment variables (so the same
+worker runs under `torchrun`), supervises them against one deadline, names the rank that
+failed first with its traceback, and kills every rank before it returns. The child side
+lives in `tplab/_rank.py`.
+
+How ranks start (`start_method`), and why there are two ways:
+
+* "fork" (the default for one thread per rank on Linux): the rank is a copy of this
+  process, so a function defined in a cell runs as it is, and a launch costs tens of ms.
+* "forkserver" (the default for `threads > 1`, for NCCL, and on macOS): the rank is forked
+  from a clean server process that imported torch but never ran a parallel region; the
+  function and its arguments travel by value with `cloudpickle` (which handles cell
+  functions). Forking a process that has run a multi-threaded torch op leaves GNU
+  OpenMP's thread pool behind: a child that asks for more than one thread can wait
+  forever for workers that do not exist (pytorch#17199; on a 2-vCPU AMD EPYC it hangs
+  every time). One thread is safe, because torch then never enters OpenMP. macOS is not
+  fork-safe at all (system frameworks), and a CUDA parent cannot be forked either. The
+  server is started once per Python process (about 2 s: it imports torch), is reused by
+  later launches, and exits with this process; each launch then costs about as much as
+  a fork. The rank's environment and working directory are this process's at launch time.
+
+The error path, deadlines, output replay, cleanup and torchrun environment are the same
+for both: only how the process comes to exist differs.
 """
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import multiprocessing as mp
 import os
 import pickle
@@ -29,7 +49,9 @@ import torch.distributed as dist
 from tplab import _rank
 from tplab.launch_errors import Failure, WorkerError, choose_root_cause
 
-__all__ = ["launch", "WorkerError", "pick_backend"]
+__all__ = ["launch", "WorkerError", "pick_backend", "pick_start_method"]
+
+START_METHODS = ("fork", "forkserver", "spawn")
 
 _GRACE_S = 1.0  # after a first failure, how long peers get to report theirs
 
@@ -43,8 +65,25 @@ def pick_backend(world_size: int, backend: str | None = None) -> str:
     return backend
 
 
+def pick_start_method(threads: int, backend: str, start_method: str | None = None) -> str:
+    """How ranks come to exist: fork only where it is safe (Linux, one thread, CPU), else a
+    clean forkserver (spawn where there is none). `start_method` overrides."""
+    available = mp.get_all_start_methods()
+    if start_method is not None:
+        if start_method not in START_METHODS:
+            raise ValueError(f"start_method must be one of {START_METHODS} or None (choose for me), "
+                             f"not {start_method!r}")
+        if start_method not in available:
+            raise ValueError(f"start_method {start_method!r} is not available on this platform "
+                             f"({sys.platform}); use one of {available}")
+        return start_method
+    if sys.platform == "linux" and threads == 1 and backend == "gloo":
+        return "fork"
+    return "forkserver" if "forkserver" in available else "spawn"
+
+
 def launch(fn, world_size: int, *args, backend: str | None = None, timeout: float = 60.0,
-           debug: bool = False, threads: int = 1, **kwargs) -> list:
+           debug: bool = False, threads: int = 1, start_method: str | None = None, **kwargs) -> list:
     """Run `fn(*args, **kwargs)` on `world_size` ranks; return their results in rank order.
 
     Inside `fn` the default process group is ready (`dist.get_rank()`, collectives) and
@@ -54,6 +93,8 @@ def launch(fn, world_size: int, *args, backend: str | None = None, timeout: floa
     timeout: seconds for the whole launch; also the deadline of every collective.
     debug:   TORCH_DISTRIBUTED_DEBUG=DETAIL, so mismatched collectives fail at once.
     threads: torch threads per rank (one keeps ranks from fighting over cores).
+    start_method: "fork", "forkserver" or "spawn"; None picks fork where it is safe
+             (Linux, one thread, gloo) and forkserver elsewhere (see the module docstring).
 
     Raises WorkerError naming the rank that failed first (type, message, remote traceback),
     or the ranks still running at the deadline. Under `torchrun` (one process per rank
@@ -65,25 +106,33 @@ def launch(fn, world_size: int, *args, backend: str | None = None, timeout: floa
         raise ValueError(f"world_size must be an integer >= 1, got {world_size!r}")
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1 (torch threads per rank), got {threads!r}")
     if _under_torchrun():
         return _run_here(fn, world_size, args, kwargs, backend, timeout, debug)
-    if torch.cuda.is_initialized():
-        raise RuntimeError(
-            "CUDA is already initialised in this process, and forked ranks cannot use it. "
-            "Restart the kernel and call tplab.launch before anything touches the GPU "
-            "(move GPU work inside the function you launch).")
     backend = pick_backend(world_size, backend)
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise ValueError(f"backend 'nccl' needs one GPU per rank: {world_size} ranks, "
                          f"{torch.cuda.device_count()} GPU(s) visible. Use backend='gloo' "
                          f"or world_size <= {torch.cuda.device_count()}.")
-    _import_before_fork()
-    return _Launch(fn, world_size, args, kwargs, backend, timeout, debug, threads).run()
+    method = pick_start_method(threads, backend, start_method)
+    if method == "fork":
+        if torch.cuda.is_initialized():
+            raise RuntimeError(
+                "CUDA is already initialised in this process, and forked ranks cannot use it. "
+                "Pass start_method='forkserver', or restart the kernel and call tplab.launch "
+                "before anything touches the GPU (move GPU work inside the function you launch).")
+        _import_before_fork()
+    return _Launch(fn, world_size, args, kwargs, backend, timeout, debug, threads, method).run()
+
+
+# Modules torch imports lazily on a first backward() or DTensor call (sympy among them,
+# ~1 s): imported once in the process ranks are forked from, every rank inherits them.
+_PRELOAD = ["torch", "torch.distributed", "torch.fx.experimental.symbolic_shapes", "cloudpickle",
+            "tplab._rank"]
 
 
 def _import_before_fork() -> None:
-    """Modules torch imports lazily on a first backward() or DTensor call (sympy among them,
-    ~1 s): imported once here, every forked rank inherits them instead of paying again."""
     import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 
@@ -135,16 +184,35 @@ def _leave_group() -> None:
 class _Launch:
     """One launch: start the ranks, watch them against the deadline, clean up, report."""
 
-    def __init__(self, fn, world_size, args, kwargs, backend, timeout, debug, threads):
-        self.world_size, self.timeout = world_size, float(timeout)
+    def __init__(self, fn, world_size, args, kwargs, backend, timeout, debug, threads, method):
+        self.world_size, self.timeout, self.method = world_size, float(timeout), method
         self.job = _rank.Job(fn=fn, args=args, kwargs=kwargs, backend=backend, world_size=world_size,
                              timeout=float(timeout), debug=debug, threads=threads)
         self.results: dict[int, object] = {}
         self.failures: dict[int, Failure] = {}
         self.procs: list = []
 
+    def _context(self):
+        """The multiprocessing context, and what each rank is given: the job itself when
+        forked (a copy of this process has it already), its cloudpickle bytes otherwise."""
+        ctx = mp.get_context(self.method)
+        if self.method == "fork":
+            return ctx, _rank.main, self.job
+        import cloudpickle
+
+        if self.method == "forkserver":
+            ctx.set_forkserver_preload(_PRELOAD)  # takes effect when the server (re)starts
+        job = dataclasses.replace(self.job, env=dict(os.environ), cwd=os.getcwd())
+        try:
+            payload = cloudpickle.dumps(job)
+        except Exception as exc:
+            raise TypeError(f"start_method {self.method!r} sends the function and its arguments to "
+                            f"the ranks by value, and they could not be serialised: {exc}. Return "
+                            f"plain data, or use threads=1 (forked ranks need no serialising).") from exc
+        return ctx, _rank.main_from_bytes, payload
+
     def run(self) -> list:
-        ctx = mp.get_context("fork")  # explicit: cell functions cannot be pickled for spawn
+        ctx, target, job = self._context()
         self.tmp = tempfile.mkdtemp(prefix="tplab-launch-")
         sys.stdout.flush(), sys.stderr.flush()
         store = None
@@ -152,7 +220,7 @@ class _Launch:
             conns = {}
             for rank in range(self.world_size):
                 here, there = ctx.Pipe(duplex=True)
-                p = ctx.Process(target=_rank.main, args=(self.job, rank, there, self.tmp, os.getpid()),
+                p = ctx.Process(target=target, args=(job, rank, there, self.tmp, os.getpid()),
                                 name=f"tplab-rank-{rank}", daemon=True)
                 p.start()
                 there.close()
@@ -173,7 +241,7 @@ class _Launch:
         _replay(outputs)
         if stuck:
             raise WorkerError.timed_out(self.timeout, stuck, {r: outputs[r][1] for r in stuck},
-                                        self.failures)
+                                        self.failures, returned=sorted(self.results))
         if self.failures:
             raise WorkerError.from_failures(choose_root_cause(self.failures), self.failures)
         return [self.results[r] for r in range(self.world_size)]
@@ -207,7 +275,7 @@ class _Launch:
         if reader.poll():
             try:
                 kind, payload = pickle.loads(reader.recv_bytes())
-            except EOFError:
+            except (EOFError, OSError):  # it died before sending anything
                 kind, payload = None, None
             except Exception as exc:  # a result that pickles but does not unpickle here
                 kind, payload = "error", Failure.from_exception(rank, RuntimeError(
@@ -224,6 +292,11 @@ class _Launch:
         proc.join()
         if rank not in self.results and rank not in self.failures:
             self.failures[rank] = Failure.died(rank, proc.exitcode)
+            if self.method != "fork" and proc.exitcode == 1 and not _rank.read_output(self.tmp, rank)[1]:
+                self.failures[rank].message += (
+                    f" before it started (start_method {self.method!r} re-imports a script's main "
+                    f"module in every rank: in a script, call launch under "
+                    f"`if __name__ == \"__main__\":`; the rank's error is printed above)")
         return True
 
     def _dump_stacks(self, ranks):
@@ -240,10 +313,11 @@ class _Launch:
         """SIGKILL every rank's process group (the rank and anything it started), then reap."""
         for p in self.procs:
             if p.pid is not None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                for kill in (os.killpg, os.kill):  # its group; itself, if it had no group yet
+                    try:
+                        kill(p.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
         for p in self.procs:
             p.join(timeout=5)
 

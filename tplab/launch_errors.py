@@ -60,8 +60,10 @@ class WorkerError(RuntimeError):
     """A launched rank failed, or ranks were still running at the deadline.
 
     Attributes: `rank` (the root-cause rank, or None on a timeout), `failures`
-    (every rank's Failure), `stuck` (ranks still running at the deadline) and
-    `suspects` (those of them that were not waiting in a collective).
+    (every rank's Failure), `stuck` (ranks still running at the deadline), and on a
+    timeout `returned` (ranks whose function had returned), `waiting` (stuck in a
+    collective), `computing` (stuck elsewhere) and `suspects` (where to look first:
+    the computing ranks, else the waiting ones).
     """
 
     def __init__(self, message: str, rank=None, failures=None, stuck=()):
@@ -70,6 +72,9 @@ class WorkerError(RuntimeError):
         self.failures = failures or {}
         self.stuck = list(stuck)
         self.suspects: list[int] = []
+        self.returned: list[int] = []
+        self.waiting: list[int] = []
+        self.computing: list[int] = []
 
     @classmethod
     def from_failures(cls, root: Failure, failures: dict[int, Failure]) -> "WorkerError":
@@ -83,27 +88,59 @@ class WorkerError(RuntimeError):
 
     @classmethod
     def timed_out(cls, timeout: float, stuck: list[int], stacks: dict[int, str],
-                  failures: dict[int, Failure]) -> "WorkerError":
+                  failures: dict[int, Failure], returned=()) -> "WorkerError":
+        """Say which ranks returned, which were waiting in a collective, which were computing,
+        and what that pattern usually means."""
         from tplab._rank import stack_dump
         dumps = {r: stack_dump(stacks.get(r, "")) for r in stuck}
-        # A rank whose innermost frame is in torch.distributed is waiting for a peer;
-        # the ranks that are not are where to look first.
-        waiting = [r for r in stuck if "torch/distributed" in _innermost_frame(dumps[r])]
-        suspects = [r for r in stuck if r not in waiting] or list(stuck)
+        # A rank whose innermost frame is in torch.distributed (or tplab.comm) waits for a peer.
+        waiting = [r for r in stuck if _in_collective(_innermost_frame(dumps[r]))]
+        computing = [r for r in stuck if r not in waiting]
+        returned = [r for r in returned if r not in stuck]
         lines = [f"launch timed out after {timeout:g} s; still running: {_ranks(stuck)} (killed)."]
-        if waiting and len(suspects) < len(stuck):
-            lines.append(f"{_ranks(waiting).capitalize()} waited in a collective for {_ranks(suspects)}, "
-                         f"which never joined it: look there first.")
-        lines.append("(A collective some rank never calls hangs like this; debug=True detects "
-                     "mismatched collectives.)")
+        if returned:
+            lines.append(f"  returned from your function: {_ranks(returned)}")
+        if waiting:
+            lines.append(f"  waiting in a collective:     {_ranks(waiting)}")
+        if computing:
+            lines.append(f"  computing (not communicating): {_ranks(computing)}")
+        lines.append(_advice(waiting, computing, returned, failures))
         for r, f in sorted(failures.items()):
             lines.append(f"  rank {r} had failed: {_first_line(f.headline())}")
+        suspects = computing or waiting
         for r in suspects:
             if dumps[r]:
                 lines += ["", f"--- where rank {r} was ---", dumps[r].rstrip()]
         err = cls("\n".join(lines), failures=failures, stuck=stuck)
         err.suspects = suspects
+        err.returned, err.waiting, err.computing = returned, waiting, computing
         return err
+
+
+def _advice(waiting, computing, returned, failures) -> str:
+    """What the pattern of stuck ranks usually means, and what to do."""
+    if waiting and computing:
+        return (f"{_ranks(waiting).capitalize()} waited in a collective for {_ranks(computing)}, "
+                f"which never joined it: look at {_ranks(computing)} first (its stack is below).")
+    if waiting and returned:
+        return (f"{_ranks(returned).capitalize()} returned without calling the collective that "
+                f"{_ranks(waiting)} waited in: every rank must call the same collectives in the same "
+                f"order (look for a collective inside an `if rank == ...` or a loop whose length "
+                f"differs by rank).")
+    if waiting and failures:
+        return "A rank failed while its peers waited for it in a collective: see the failure below."
+    if waiting:
+        return ("Every running rank was waiting in a collective: they called different collectives, "
+                "or the same ones in a different order, or with different sizes. debug=True "
+                "(TORCH_DISTRIBUTED_DEBUG=DETAIL) names a mismatch at once.")
+    return ("No rank was waiting for another: the work itself did not finish in time. Give it more "
+            "time (timeout=...), or less work; a rank stuck inside a matrix product with threads > 1 "
+            "after fork is the fork-after-OpenMP hang (launch(..., start_method='forkserver') "
+            "avoids it, and is the default for threads > 1).")
+
+
+def _in_collective(frame: str) -> bool:
+    return any(part in frame for part in ("torch/distributed", "tplab/comm", "torch\\distributed"))
 
 
 def _ranks(ranks) -> str:
