@@ -161,3 +161,32 @@ def _uneven_calls():
 def test_all_reduce_clock_refuses_different_call_counts():
     messages = tplab.launch(_uneven_calls, 2)
     assert all(m and "different numbers of all-reduces" in m for m in messages)
+
+
+def _route_and_sums():
+    t = torch.arange(6, dtype=torch.float32) * (dist.get_rank() + 1)
+    comm.all_reduce(t)
+    big = torch.full((3000,), float(dist.get_rank()))
+    comm.all_reduce(big, op="max")
+    route = comm._routes[None]
+    return route if isinstance(route, str) else "shm", t.tolist(), float(big[0])
+
+
+@pytest.mark.parametrize("machine, route", [("aarch64", "torch"), ("arm64", "torch"), ("x86_64", "shm")])
+def test_shared_memory_route_only_where_stores_stay_in_order(machine, route, monkeypatch, capsys):
+    from tplab.comm import shm
+
+    monkeypatch.setattr(shm, "MACHINE", machine)  # forked ranks inherit the pretended CPU
+    got = tplab.launch(_route_and_sums, 2)
+    expected = (torch.arange(6, dtype=torch.float32) * 3).tolist()
+    assert got == [(route, expected, 1.0)] * 2
+    err = capsys.readouterr().err
+    said = err.count("shared-memory all-reduce is off")
+    assert said == (1 if route == "torch" else 0), err  # said once, by one rank
+
+
+def test_stores_in_order_is_x86_only():
+    from tplab.comm.shm import stores_in_order
+
+    assert stores_in_order("x86_64") and stores_in_order("AMD64")
+    assert not stores_in_order("aarch64") and not stores_in_order("arm64") and not stores_in_order("ppc64le")

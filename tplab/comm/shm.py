@@ -9,18 +9,27 @@ makes ~60 of them per token, so this decides whether TP on CPU is usable at all.
 
 Protocol, per call k (k = 1, 2, ...) and per chunk of at most `slot_bytes`:
   1. write my data into my slot of buffer k % 2;
-  2. publish flag[me] = k (x86 keeps stores in order, so the data is visible first);
+  2. publish flag[me] = k (the data must become visible to the others before the flag);
   3. wait until every flag >= k;
   4. sum the slots in rank order (the same order everywhere: identical results on all ranks).
 Two buffers alternate, so a fast rank writing call k+1 never overwrites what a slow rank is
 still reading from call k; and by the time anyone reaches call k+2 every rank has published
 k+1, which it does only after finishing its reads of call k.
+
+Memory ordering: steps 2 and 3 need the flag's store to be a release and its load an
+acquire. Python has no fences, so the route relies on the hardware: x86-64 keeps stores
+in order and loads in order (TSO), which gives exactly that. ARM (Apple silicon, Graviton,
+Grace) and POWER may let another core see the flag before the data, and a rank would sum
+stale values. There this route is switched off and tplab takes torch.distributed's
+all-reduce, saying so once (`stores_in_order`).
 """
 from __future__ import annotations
 
 import mmap
 import os
+import platform
 import socket
+import sys
 import tempfile
 import time
 
@@ -37,6 +46,15 @@ SLOT_BYTES = 4 << 20  # per rank and buffer; larger tensors go through in chunks
 _FLAG_BYTES = 64      # one cache line per rank's flag
 _FLAG_STRIDE = _FLAG_BYTES // 8
 _channels: dict = {}
+MACHINE = platform.machine()  # e.g. x86_64, AMD64, arm64, aarch64
+_TSO = ("x86_64", "amd64", "x64", "i386", "i686", "x86")
+_said = False
+
+
+def stores_in_order(machine: str | None = None) -> bool:
+    """True where the CPU shows other cores our stores in program order (x86's TSO), so a
+    flag written after the data is never seen before it."""
+    return (machine or MACHINE).lower() in _TSO
 
 
 class ShmChannel:
@@ -135,8 +153,20 @@ def channel(group=None) -> ShmChannel | None:
             hosts = [None] * dist.get_world_size(group)
             dist.all_gather_object(hosts, socket.gethostname(), group=group)
         usable = dist.get_backend(group) == "gloo" and len(set(hosts)) == 1
+        if usable and not stores_in_order():
+            _say_once(f"tplab.comm: the shared-memory all-reduce is off on {MACHINE}: this CPU may "
+                      f"show the ready flag before the data (no x86 store ordering), so all-reduces "
+                      f"take torch.distributed's route (correct, slower for small messages).")
+            usable = False
         _channels[key] = ShmChannel(group) if usable else None
     return _channels[key]
+
+
+def _say_once(message: str) -> None:
+    global _said
+    if not _said and dist.get_rank() == 0:
+        print(message, file=sys.stderr)
+    _said = True
 
 
 def forget_channels() -> None:
