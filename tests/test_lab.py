@@ -1,8 +1,12 @@
-"""`tplab lab` serves the course on 127.0.0.1 with a token, and stops leaving nothing behind;
-`tplab doctor` is wired into the command line."""
+"""`tplab lab` serves the course on 127.0.0.1 with a token, prints its URL last and only once it
+answers, copies the exercises to mywork/ without overwriting, puts `tplab` on PATH for kernels and
+terminals, asks nothing about news, and stops leaving nothing behind; `tplab doctor` is wired into
+the command line."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import importlib.metadata as metadata
 import json
 import os
@@ -14,12 +18,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from pathlib import Path
 
 import psutil
 import pytest
 
 from tplab import lab
-from tplab.paths import REPO
+from tplab.paths import EXERCISES, REPO
 
 READY_S = 60
 
@@ -64,6 +70,55 @@ def test_command_binds_loopback_and_keeps_token_off_the_command_line(tmp_path):
     assert env["JUPYTER_RUNTIME_DIR"].startswith(str(tmp_path))
 
 
+def test_command_puts_the_venv_first_on_path_and_terminals_keep_it(tmp_path):
+    bin_dir = os.path.dirname(os.path.abspath(sys.executable))
+    environ = {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path), "SHELL": "/bin/bash",
+               "PATH": os.pathsep.join(["/usr/bin", bin_dir, "/bin"])}
+    argv, env, _ = lab.build_command(_args(port=0), environ)
+    path = env["PATH"].split(os.pathsep)
+    assert path[0] == bin_dir and path.count(bin_dir) == 1 and path[1:] == ["/usr/bin", "/bin"]
+    # Not a login shell (`-l`): its /etc/profile would reset PATH.
+    assert '--ServerApp.terminado_settings=shell_command=["/bin/bash"]' in argv
+    assert lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path)})[1]["PATH"].split(os.pathsep)[0] == bin_dir
+
+
+def test_command_switches_the_news_prompt_off(tmp_path, monkeypatch):
+    argv, env, _ = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path),
+                                                     "JUPYTER_CONFIG_PATH": "/elsewhere"})
+    assert "--LabApp.news_url=None" in argv
+    config, *rest = env["JUPYTER_CONFIG_PATH"].split(os.pathsep)
+    assert config.startswith(str(tmp_path)) and rest == ["/elsewhere"]
+    overrides = json.loads((Path(config) / "labconfig" / "default_setting_overrides.json").read_text())
+    notification = overrides["@jupyterlab/apputils-extension:notification"]
+    assert notification["fetchNews"] == "false" and notification["checkForUpdates"] is False
+    # Jupyter's config search path (which JupyterLab reads labconfig/ from) starts there. These are
+    # defaults: a learner's own settings (Settings > Notifications) still win.
+    from jupyter_core.paths import jupyter_config_path
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", env["JUPYTER_CONFIG_PATH"])
+    monkeypatch.delenv("JUPYTER_CONFIG_DIR", raising=False)
+    assert jupyter_config_path()[0] == config
+
+
+def test_exercises_are_copied_to_mywork_and_never_overwritten(tmp_path):
+    src, dst = tmp_path / "exercises", tmp_path / "mywork"
+    src.mkdir()
+    for name in ("00_a.ipynb", "01_b.ipynb"):
+        (src / name).write_text(f'{{"blank": "{name}"}}')
+    (src / "README.md").write_text("not a notebook")
+    dst.mkdir()
+    (dst / "00_a.ipynb").write_text("the learner's work")
+    assert lab.copy_exercises(src, dst) == [dst / "01_b.ipynb"]
+    assert (dst / "00_a.ipynb").read_text() == "the learner's work"
+    assert (dst / "01_b.ipynb").read_text() == '{"blank": "01_b.ipynb"}'
+    assert sorted(p.name for p in dst.iterdir()) == ["00_a.ipynb", "01_b.ipynb"]  # no temporary left
+    (dst / "01_b.ipynb").write_text("edited")
+    assert lab.copy_exercises(src, dst) == []
+    assert (dst / "01_b.ipynb").read_text() == "edited"
+    # a fresh folder gets every exercise of the course
+    fresh = tmp_path / "fresh"
+    assert [p.name for p in lab.copy_exercises(EXERCISES, fresh)] == sorted(p.name for p in EXERCISES.glob("[0-9][0-9]_*.ipynb"))
+
+
 def test_token_precedence(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path), "TPLAB_LAB_TOKEN": "fromenv"}
     assert lab.build_command(_args(port=0), env)[1]["JUPYTER_TOKEN"] == "fromenv"
@@ -94,12 +149,14 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return left
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextlib.contextmanager
+def _serving(tmp_path):
+    """Run `tplab lab` as a learner would, in a fresh HOME; yield once its URL is printed and it answers."""
     home = tmp_path / "home"
     home.mkdir()
     token = "t" + os.urandom(12).hex()
-    env = dict(os.environ, TPLAB_LAB_TOKEN=token, HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    env = dict(os.environ, TPLAB_LAB_TOKEN=token, HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
+               TPLAB_MYWORK=str(tmp_path / "mywork"))
     env.pop("JUPYTER_RUNTIME_DIR", None)
     env.pop("IPYTHONDIR", None)
     log = tmp_path / "lab.log"
@@ -108,7 +165,7 @@ def server(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "tplab", "lab", "--no-browser", "--port", str(port)],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-    info = {"proc": proc, "token": token, "home": home, "log": log, "seen": []}
+    info = {"proc": proc, "token": token, "home": home, "log": log, "seen": [], "mywork": tmp_path / "mywork"}
     try:
         deadline = time.monotonic() + READY_S
         base = None
@@ -120,6 +177,7 @@ def server(tmp_path):
             if m and base is None:
                 assert m.group(2) == token, "the printed URL must carry the token"
                 base = f"http://127.0.0.1:{m.group(1)}"
+                info["answered_when_printed"] = _get(base + "/api/status", token, timeout=5) == 200
             if base:
                 try:
                     if _get(base + "/api/status", token, timeout=2) == 200:
@@ -131,6 +189,7 @@ def server(tmp_path):
             pytest.fail(f"tplab lab not ready within {READY_S} s:\n{log.read_text(errors='replace')[-3000:]}")
         info["base"] = base
         info["port"] = int(base.rsplit(":", 1)[1])
+        info["printed"] = log.read_text(errors="replace")
         yield info
     finally:
         seen = info["seen"]
@@ -158,6 +217,118 @@ def server(tmp_path):
         for p in _alive(seen):
             p.kill()
         info["stopped"] = True
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A server of this test's own (the test may stop it)."""
+    with _serving(tmp_path) as info:
+        yield info
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """One server for the tests that only look at it."""
+    with _serving(tmp_path_factory.mktemp("lab")) as info:
+        yield info
+
+
+def test_lab_prints_its_url_last_once_it_answers(shared_server):
+    server = shared_server
+    assert server["answered_when_printed"], "the URL was printed before the server answered"
+    printed = server["printed"]
+    lines = [l.strip() for l in printed.splitlines() if l.strip() and not set(l.strip()) <= {"-"}]
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/lab/tree/notebooks/00_devices_and_ranks\.ipynb\?token=" + server["token"],
+                        lines[-1]), printed
+    assert "ServerApp]" not in printed and "?token=..." not in printed, "Jupyter's own log reached the screen"
+    m = re.search(r"Jupyter's log: (\S+)", printed)
+    assert m and "ServerApp" in Path(m.group(1)).read_text(), printed
+    assert str(server["home"] / ".cache") in m.group(1)
+    # the exercises were copied for the learner, and the news prompt is off in the settings the page gets
+    assert sorted(p.name for p in server["mywork"].iterdir()) == sorted(p.name for p in EXERCISES.glob("[0-9][0-9]_*.ipynb"))
+    req = urllib.request.Request(server["base"] + "/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                                 headers={"Authorization": f"token {server['token']}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        schema = json.loads(r.read())["schema"]["properties"]
+    assert schema["fetchNews"]["default"] == "false" and schema["checkForUpdates"]["default"] is False
+
+
+def _ws_url(base: str, path: str, token: str) -> str:
+    return base.replace("http://", "ws://") + path + f"?token={token}"
+
+
+async def _kernel_output(base: str, token: str, kernel_id: str, code: str, timeout: float = 60) -> str:
+    """Run `code` in a kernel through the server's websocket; return what it printed."""
+    from tornado.websocket import websocket_connect
+    ws = await websocket_connect(_ws_url(base, f"/api/kernels/{kernel_id}/channels", token))
+    msg_id, out = uuid.uuid4().hex, []
+    ws.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex,
+                   "username": "test", "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            raw = await asyncio.wait_for(ws.read_message(), deadline - time.monotonic())
+            assert raw is not None, "the kernel's websocket closed"
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                out.append("\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return "".join(out)
+        raise TimeoutError("".join(out))
+    finally:
+        ws.close()
+
+
+async def _terminal_output(base: str, token: str, name: str, line: str, until: str, timeout: float = 30) -> str:
+    """Type `line` into a JupyterLab terminal; return what it showed, once `until` matches."""
+    from tornado.websocket import websocket_connect
+    ws = await websocket_connect(_ws_url(base, f"/terminals/websocket/{name}", token))
+    shown, deadline = "", time.monotonic() + timeout
+    try:
+        ws.write_message(json.dumps(["stdin", line + "\r"]))
+        while time.monotonic() < deadline:
+            raw = await asyncio.wait_for(ws.read_message(), deadline - time.monotonic())
+            assert raw is not None, "the terminal's websocket closed"
+            kind, *rest = json.loads(raw)
+            if kind == "stdout":
+                shown += rest[0]
+                if re.search(until, shown):
+                    return shown
+        raise TimeoutError(shown)
+    finally:
+        ws.close()
+
+
+def _post(url: str, token: str, body: dict | None = None) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body or {}).encode(), method="POST",
+                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_tplab_is_on_path_in_kernels_and_terminals(shared_server):
+    base, token = shared_server["base"], shared_server["token"]
+    tplab = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "tplab")
+    # A notebook cell: `!tplab ...` finds this environment's tplab.
+    kernel = _post(base + "/api/kernels", token, {"name": "python3"})
+    out = asyncio.run(_kernel_output(base, token, kernel["id"], "!command -v tplab\n!tplab --help | head -1"))
+    assert out.splitlines()[0].strip() == tplab, out
+    assert "usage: tplab" in out, out
+    # A JupyterLab terminal: an interactive shell (not a login shell, whose /etc/profile resets PATH).
+    term = _post(base + "/api/terminals", token)
+    shown = asyncio.run(_terminal_output(base, token, term["name"],
+                                         "unset HISTFILE; printf 'AT<%s>\\n' \"$(command -v tplab)\"",
+                                         r"AT<([^>\r\n]*)>\r?\n"))
+    found = re.findall(r"AT<([^>\r\n]*)>\r?\n", shown)
+    assert found and found[-1] == tplab, shown
 
 
 def test_lab_serves_on_loopback_with_token_and_stops_clean(server):
@@ -224,6 +395,8 @@ def test_doctor_command_line():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torch" in r.stdout and "gloo       available" in r.stdout
     assert "SmolLM2-135M-Instruct" in r.stdout
+    if os.path.exists(os.path.join(os.path.dirname(sys.executable), "tplab")):
+        assert re.search(r"^  command\s+\S*tplab$", r.stdout, flags=re.M), r.stdout
     assert time.monotonic() - t0 < 30
 
 

@@ -21,6 +21,15 @@ def _line(label: str, value: str) -> None:
     print(f"  {label:<10} {value}")
 
 
+def _short(path: str) -> str:
+    """`path` relative to the current directory when it lies below it (`.venv/bin/tplab`)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return rel if not rel.startswith(os.pardir) else path
+
+
 def _torch_report() -> list[str]:
     """Print torch's lines; return problems."""
     try:
@@ -87,10 +96,14 @@ def _package_report() -> list[str]:
         _line("tplab", f"{tplab.__version__} at {os.path.dirname(tplab.__file__)} (not installed: run `make setup`)")
         return []
     _line("tplab", f"{how} at {os.path.dirname(tplab.__file__)}")
+    # The `tplab` command sits beside this python (`tplab lab` puts that folder first on PATH
+    # for its kernels and terminals; outside the lab, call it by this path).
+    script = os.path.join(os.path.dirname(sys.executable), "tplab.exe" if os.name == "nt" else "tplab")
+    if os.path.exists(script):
+        _line("command", _short(script))
+    requires = [r for r in requires if not (";" in r and "extra ==" in r)]  # extras: `make test` adds them
     missing = []
     for req in requires:
-        if ";" in req and "extra ==" in req:
-            continue
         name = re.split(r"[\s<>=!~;\[(]", req, maxsplit=1)[0]
         try:
             metadata.version(name)

@@ -3,23 +3,47 @@
 The token is random (`secrets.token_hex(24)`) unless `--token` or `TPLAB_LAB_TOKEN` gives one.
 It reaches Jupyter through the JUPYTER_TOKEN environment variable rather than the command
 line, so other users of a shared machine cannot read it from the process list. Jupyter's
-runtime files, workspaces and settings go to the user's cache (~/.cache/tplab/jupyter);
+runtime files, workspaces, settings and log go to the user's cache (~/.cache/tplab/jupyter);
 kernels' IPython profile too, unless IPYTHONDIR is set.
+
+Before it starts, each `exercises/NN_*.ipynb` is copied to `mywork/` unless a copy is already
+there (a copy is never overwritten). Jupyter runs as a child process whose log goes to a file;
+the URL is printed only once `/api/status` answers with the token, so it is the last thing on
+screen and it works when it appears. The virtual environment's `bin` directory comes first on
+the server's PATH, hence on its kernels' and terminals' (`!tplab grade ...` in a cell,
+`tplab grade ...` in a JupyterLab terminal); terminals are plain interactive shells, not login
+shells, which would reset PATH from /etc/profile. The Jupyter news prompt is switched off
+through a default-settings override in a config directory of our own (JUPYTER_CONFIG_PATH).
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
-from tplab.paths import REPO
+from tplab.paths import EXERCISES, MYWORK, REPO
 
 HOST = "127.0.0.1"
 START_NOTEBOOK = "notebooks/00_devices_and_ranks.ipynb"
 PORT_RETRIES = 50  # as Jupyter's own ServerApp.port_retries
+SLOW_START_S = 60  # say so when Jupyter takes longer than this to answer
+# Defaults for JupyterLab settings (a user's own settings still win): never ask about, fetch or
+# show Jupyter news, never check for JupyterLab updates. news_url=None below already keeps the
+# server from fetching; this keeps the page from asking ("Would you like to get notified ...").
+SETTING_OVERRIDES = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
 
 
 def add_arguments(parser) -> None:
@@ -35,6 +59,64 @@ def cache_dir(environ=None) -> Path:
     home = env.get("HOME") or os.path.expanduser("~")
     base = env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     return Path(base) / "tplab" / "jupyter"
+
+
+def log_path(port: int, environ=None) -> Path:
+    """Where Jupyter's own log goes while `tplab lab` serves on `port`."""
+    return cache_dir(environ) / f"lab-{port}.log"
+
+
+def mywork_dir(environ=None) -> Path:
+    """The learner's copies of the exercises: mywork/ in the repository (TPLAB_MYWORK overrides it)."""
+    env = os.environ if environ is None else environ
+    return Path(env["TPLAB_MYWORK"]) if env.get("TPLAB_MYWORK") else MYWORK
+
+
+def copy_exercises(src: Path = EXERCISES, dst: Path = MYWORK) -> list[Path]:
+    """Copy each src/NN_*.ipynb to dst/ where dst has no file of that name yet; return the new copies.
+
+    Never overwrites: a copy appears whole or not at all (written aside, then hard-linked into
+    place, which fails if the name exists), so what the learner wrote is never replaced.
+    """
+    copied = []
+    for nb in sorted(Path(src).glob("[0-9][0-9]_*.ipynb")):
+        target = Path(dst) / nb.name
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{nb.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(nb.read_bytes())
+            shutil.copymode(nb, tmp)
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                continue
+            except OSError:  # a file system without hard links
+                try:
+                    with open(target, "xb") as f:
+                        f.write(nb.read_bytes())
+                except FileExistsError:
+                    continue
+            copied.append(target)
+        finally:
+            os.unlink(tmp)
+    return copied
+
+
+def write_jupyter_config(cache: Path) -> Path:
+    """A Jupyter config directory holding our setting overrides; returns it (for JUPYTER_CONFIG_PATH)."""
+    config = cache / "config"
+    labconfig = config / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    target = labconfig / "default_setting_overrides.json"
+    text = json.dumps(SETTING_OVERRIDES, indent=2) + "\n"
+    if not target.exists() or target.read_text() != text:
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    return config
 
 
 def _port_free(port: int) -> bool:
@@ -61,8 +143,14 @@ def pick_port(port: int) -> int:
                      f"choose another with --port (make lab LAB_PORT=...)")
 
 
+def _path_with_first(directory: str, path: str | None) -> str:
+    rest = [p for p in (path if path is not None else os.defpath).split(os.pathsep)
+            if p and os.path.normpath(p) != os.path.normpath(directory)]
+    return os.pathsep.join([directory] + rest)
+
+
 def build_command(args, environ=None) -> tuple[list[str], dict[str, str], str]:
-    """Return (argv, environment, URL) for JupyterLab; starts nothing."""
+    """Return (argv, environment, URL) for JupyterLab; starts nothing (it prepares the cache folders)."""
     env = dict(os.environ if environ is None else environ)
     token = args.token or env.get("TPLAB_LAB_TOKEN") or secrets.token_hex(24)
     port = pick_port(args.port)
@@ -75,6 +163,15 @@ def build_command(args, environ=None) -> tuple[list[str], dict[str, str], str]:
     env.setdefault("JUPYTER_RUNTIME_DIR", str(runtime))
     env.setdefault("IPYTHONDIR", str(cache / "ipython"))
     env.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # kernels must not initialise CUDA before launch forks
+    config = write_jupyter_config(cache)
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        [str(config)] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(config)])
+    # `tplab` (and this python) first on PATH for the server, so for its kernels and terminals.
+    # Not resolved: in a venv, sys.executable's own directory is the venv's bin.
+    env["PATH"] = _path_with_first(os.path.dirname(os.path.abspath(sys.executable)), env.get("PATH"))
+    # Jupyter makes terminals login shells when its stdout is not a terminal (here it is a log
+    # file), and a login shell's /etc/profile resets PATH: ask for a plain interactive shell.
+    shell = env.get("SHELL") or shutil.which("sh", path=env["PATH"]) or "/bin/sh"
     default_url = f"/lab/tree/{START_NOTEBOOK}"
     argv = [
         sys.executable, "-m", "jupyterlab",
@@ -84,6 +181,7 @@ def build_command(args, environ=None) -> tuple[list[str], dict[str, str], str]:
         f"--ServerApp.root_dir={REPO}",
         "--ServerApp.allow_remote_access=False",
         f"--ServerApp.open_browser={not args.no_browser}",
+        f"--ServerApp.terminado_settings=shell_command={json.dumps([shell])}",
         f"--LabApp.default_url={default_url}",
         f"--LabApp.workspaces_dir={cache / 'workspaces'}",
         f"--LabApp.user_settings_dir={cache / 'user-settings'}",
@@ -97,6 +195,60 @@ def build_command(args, environ=None) -> tuple[list[str], dict[str, str], str]:
     return argv, env, url
 
 
+def server_port(runtime_dir: str, pid: int) -> int | None:
+    """The port the Jupyter server with process id `pid` serves on, from its runtime file, if written yet."""
+    try:
+        with open(os.path.join(runtime_dir, f"jpserver-{pid}.json")) as f:
+            return int(json.load(f)["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def answers(port: int, token: str, timeout: float = 2.0) -> bool:
+    """Whether a Jupyter server on 127.0.0.1:`port` answers /api/status for `token`."""
+    req = urllib.request.Request(f"http://{HOST}:{port}/api/status", headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status == 200 and "started" in json.loads(r.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the server gets SIGTERM if `tplab lab` itself is killed (it runs in its own session)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _banner(url: str, port: int, log: Path, seconds: float, copied: list[Path], mywork: Path) -> str:
+    bar = "-" * min(len(url) + 4, 100)
+    try:
+        where = mywork.relative_to(REPO)
+    except ValueError:
+        where = mywork
+    work = (f"Your exercises are in {where}/ ({len(copied)} copied from exercises/ just now; "
+            "a copy there is never overwritten).\n" if copied else
+            f"Your exercises are in {where}/ (a copy there is never overwritten).\n")
+    return (f"\n{bar}\n"
+            f"JupyterLab answered after {seconds:.1f} s. Served on {HOST} only, token required.\n"
+            f"Jupyter's log: {log}\n"
+            f"{work}"
+            f"Stop with Ctrl-C. From another machine: `ssh -L {port}:127.0.0.1:{port} THIS-HOST`, "
+            "then open the URL there.\n\n"
+            f"tplab: the course is at\n\n    {url}\n{bar}\n")
+
+
 def run(args) -> int:
     try:
         import jupyterlab  # noqa: F401
@@ -108,13 +260,60 @@ def run(args) -> int:
     if not (REPO / START_NOTEBOOK).exists():
         print(f"tplab lab: note: {START_NOTEBOOK} is not there yet; JupyterLab opens on the repository.",
               file=sys.stderr)
-    port = urllib.parse.urlsplit(url).port
-    bar = "-" * min(len(url) + 4, 100)
-    print(f"\n{bar}\ntplab: the course is at\n\n    {url}\n\n"
-          f"Served on {HOST} only, token required. Stop with Ctrl-C twice.\n"
-          f"From another machine: `ssh -L {port}:127.0.0.1:{port} THIS-HOST`, then open the URL there.\n"
-          f"{bar}\n", flush=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, env)  # Jupyter takes over this process: signals reach it directly
-    return 0  # pragma: no cover
+    mywork = mywork_dir(env)
+    copied = copy_exercises(EXERCISES, mywork)
+    parts = urllib.parse.urlsplit(url)
+    port, token = parts.port, env["JUPYTER_TOKEN"]
+    log = log_path(port, env)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"tplab: starting JupyterLab on {HOST}:{port} (its log: {log}) ...", flush=True)
+
+    proc: subprocess.Popen | None = None
+    stopping = []
+
+    def stop(signum, frame):  # Ctrl-C, kill, a closed terminal: Jupyter stops cleanly, kernels too
+        stopping.append(signum)
+        if proc is None or proc.poll() is not None:
+            return  # not started yet (it is stopped as soon as it is) or already gone
+        if len(stopping) == 1:
+            print("\ntplab: stopping JupyterLab and its kernels (Ctrl-C again to kill it now) ...",
+                  file=sys.stderr, flush=True)
+            proc.terminate()
+        else:
+            proc.kill()
+
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, stop) for s in handled}
+    try:
+        with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            t0 = time.monotonic()
+            # Its own session: the terminal's Ctrl-C reaches only us, and we stop Jupyter with
+            # SIGTERM, its clean stop (a SIGINT without a terminal would skip the kernels' shutdown).
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            if stopping:
+                proc.terminate()
+            runtime = env["JUPYTER_RUNTIME_DIR"]
+            warned = False
+            while proc.poll() is None and not stopping:
+                actual = server_port(runtime, proc.pid) or port
+                if answers(actual, token):
+                    port, url = actual, parts._replace(netloc=f"{HOST}:{actual}").geturl()
+                    print(_banner(url, port, log, time.monotonic() - t0, copied, mywork), flush=True)
+                    break
+                if not warned and time.monotonic() - t0 > SLOW_START_S:
+                    warned = True
+                    print(f"tplab: JupyterLab has not answered after {SLOW_START_S} s; still waiting "
+                          f"(see {log})", file=sys.stderr, flush=True)
+                time.sleep(0.2)
+            code = proc.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if stopping:
+        print(f"tplab: JupyterLab stopped (its log: {log}).", file=sys.stderr, flush=True)
+        return 0
+    print(f"tplab lab: JupyterLab exited with status {code}. The end of its log ({log}):\n{_tail(log)}",
+          file=sys.stderr, flush=True)
+    return code or 1

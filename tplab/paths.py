@@ -8,6 +8,7 @@ REPO = PACKAGE.parent
 NOTEBOOKS = REPO / "notebooks"
 SOLUTIONS = REPO / "solutions"
 EXERCISES = REPO / "exercises"
+MYWORK = REPO / "mywork"  # the learner's copies of the exercises (`tplab lab` makes them; git ignores it)
 
 
 def pip_command() -> str:
