@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import linecache
+import re
 import subprocess
 import sys
 import time
@@ -13,11 +15,12 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from tplab import cli
-from tplab.grading.cells import check_of
+from tplab.grading.cells import check_of, strip_solutions
 from tplab.grading import worker
 from tplab.grading.grade import GradingError, cell_problem, grade_notebook
-from tplab.grading.report import error_message
+from tplab.grading.report import TABLE_LIMIT, error_message, format_table
 from tplab.grading.restore import restore_checks
+from tplab.launch_errors import Failure, WorkerError, choose_root_cause
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 SOLUTIONS = FIXTURES / "solutions"
@@ -229,24 +232,158 @@ def test_python_m_tplab_grades_what_it_can_and_exits_1_on_the_rest(tmp_path):
     assert bad.read_text() == "{ not json"
 
 
-def test_error_message_is_one_clean_line():
+def test_error_message_is_clean_and_keeps_an_assertions_lines():
     traceback = ["\x1b[31m---------------------------------------------------------------------------\x1b[39m",
                  "Cell \x1b[32mIn[7]\x1b[39m, line 2\n      1 x = 1\n\x1b[32m----> 2\x1b[39m assert x == 2\n",
                  "\x1b[31mAssertionError\x1b[39m: "]
     assert error_message("AssertionError", "", traceback) == "AssertionError (line 2: assert x == 2)"
     assert error_message("AssertionError", "\x1b[1mranks disagree\x1b[0m\nrank 0: 1\nrank 1: 2", []) == (
-        "AssertionError: ranks disagree")
+        "AssertionError: ranks disagree\nrank 0: 1\nrank 1: 2")
+    # Other errors: their first paragraph (what follows a blank line is a traceback or a stack dump).
+    assert error_message("WorkerError", "launch timed out after 5 s.\nLook at rank 1.\n\n--- where rank 1 was ---\n"
+                         "  File x", []) == "WorkerError: launch timed out after 5 s.\nLook at rank 1."
 
 
 def test_stub_raised_on_a_rank_still_counts_as_not_attempted():
     wrapped = {"outcome": "error", "ename": "WorkerError", "traceback": [],
                "evalue": "rank 0 failed first: NotImplementedError: exercise ring: write your code here"}
     assert cell_problem(wrapped, True, 120) == (
-        "not attempted", "WorkerError: rank 0 failed first: NotImplementedError: exercise ring: write your code here")
+        "not attempted", "NotImplementedError on rank 0: exercise ring: write your code here")
     other = dict(wrapped, evalue="rank 1 failed first: ValueError: bad shape")
-    assert cell_problem(other, True, 120)[0] == "error"
+    assert cell_problem(other, True, 120) == ("error", "ValueError on rank 1: bad shape")
     assert cell_problem(dict(other, ename="AssertionError", evalue="ranks disagree"), True, 120) == (
         "failed", "AssertionError: ranks disagree")
+
+
+def raised(exc_type, message, *, where="the_check"):
+    """An exception of `exc_type` with a real traceback (raised in a function named `where`)."""
+    namespace = {}
+    exec(f"def {where}():\n    raise {exc_type.__name__}({message!r})", namespace)
+    try:
+        namespace[where]()
+    except exc_type as exc:
+        return exc
+
+
+def worker_error(root: BaseException, *echoes: BaseException) -> dict:
+    """A cell record for the WorkerError tplab.launch raises when rank 1 fails with `root`."""
+    failures = {1: Failure.from_exception(1, root, 1.0)}
+    failures.update({rank: Failure.from_exception(rank, e, 2.0 + rank) for rank, e in enumerate(echoes)})
+    error = WorkerError.from_failures(choose_root_cause(failures), failures)
+    return {"outcome": "error", "ename": type(error).__name__, "evalue": str(error), "traceback": []}
+
+
+def test_assertion_inside_a_rank_is_failed_with_its_own_message():
+    message = "rank 1: got [3.0], expected [6.0]\nall-reduce first, then multiply by 2"
+    record = worker_error(raised(AssertionError, message), ConnectionError("Connection closed by peer"))
+    assert "failed first: AssertionError" in record["evalue"] and "Traceback" in record["evalue"]
+    assert cell_problem(record, True, 120) == ("failed", f"AssertionError on rank 1: {message}")
+    # Outside a check cell an assertion is the learner's own code failing: an error, same message.
+    assert cell_problem(record, False, 120) == ("error", f"AssertionError on rank 1: {message}")
+
+
+def test_bare_assert_inside_a_rank_names_its_line():
+    source = "def the_check():\n    x = 3\n    assert x == 2\n"
+    # Compiled here, not written in this file, so pytest does not rewrite the assert; its source is
+    # registered with linecache the way IPython registers a cell's, so the traceback shows it.
+    linecache.cache["<cell-the-check>"] = (len(source), None, source.splitlines(True), "<cell-the-check>")
+    namespace = {}
+    exec(compile(source, "<cell-the-check>", "exec"), namespace)
+    try:
+        namespace["the_check"]()
+    except AssertionError as exc:
+        record = worker_error(exc)
+    status, message = cell_problem(record, True, 120)
+    assert status == "failed"
+    assert re.fullmatch(r"AssertionError on rank 1 \(line \d+ in the_check: assert x == 2\)", message), message
+
+
+def test_other_exceptions_inside_a_rank_stay_errors_and_a_peers_stub_does_not_excuse_them():
+    stub = NotImplementedError("exercise ring: write your code here")
+    record = worker_error(raised(TypeError, "unsupported operand type(s) for +: 'int' and 'str'"), stub)
+    assert "write your code here" in record["evalue"]  # a peer raised the stub after rank 1's TypeError
+    assert cell_problem(record, True, 120) == (
+        "error", "TypeError on rank 1: unsupported operand type(s) for +: 'int' and 'str'")
+    wrong = worker_error(raised(AssertionError, "expected [6.0]"), stub)
+    assert cell_problem(wrong, True, 120) == ("failed", "AssertionError on rank 1: expected [6.0]")
+    assert cell_problem(worker_error(stub), True, 120) == (
+        "not attempted", "NotImplementedError on rank 1: exercise ring: write your code here")
+    # A timeout is no assertion, even with one among the failures it lists.
+    timed_out = {"outcome": "error", "ename": "WorkerError", "traceback": [], "evalue": (
+        "launch timed out after 60 s; still running: rank 0 (killed).\n"
+        "  rank 1 had failed: AssertionError: expected [6.0]\n\n--- where rank 0 was ---\n  File ...")}
+    assert cell_problem(timed_out, True, 120) == ("error", (
+        "WorkerError: launch timed out after 60 s; still running: rank 0 (killed).\n"
+        "  rank 1 had failed: AssertionError: expected [6.0]"))
+
+
+RANKS = FIXTURES / "ranks" / "solutions"
+RANKS_SOLUTION = RANKS / "02_ranks.ipynb"
+
+
+def test_checks_that_launch_ranks_pass_on_the_solution():
+    result = grade_notebook(RANKS_SOLUTION, RANKS)
+    assert [(e["id"], e["earned"], e["status"]) for e in result["exercises"]] == [
+        ("double", 2, "passed"), ("label", 1, "passed"), ("gather", 1, "passed")]
+
+
+def test_a_wrong_answer_in_a_rank_fails_an_exception_errs_a_stub_is_not_attempted(tmp_path, capsys, monkeypatch):
+    nb = read(RANKS_SOLUTION)
+    answers = {
+        "double-solution": "def doubled_sum(x):\n    total = x.clone()\n    dist.all_reduce(total)\n    return total",
+        "label-solution": "def rank_label():\n    return dist.get_rank() + '/2'",
+    }
+    for cell in nb.cells:
+        if cell.id in answers:
+            cell.source = answers[cell.id]
+        elif cell.id == "gather-solution":
+            cell.source = strip_solutions(cell.source, "gather")
+    path = save(nb, tmp_path / "02_ranks.ipynb")
+    out = tmp_path / "grades.json"
+    monkeypatch.setenv("COLUMNS", "100")
+    assert cli.main(["grade", str(path), "--solutions", str(RANKS), "--json", str(out)]) == 0
+    ex = by_id(json.loads(out.read_text()))
+    assert (ex["double"]["status"], ex["double"]["earned"]) == ("failed", 0)
+    # The whole assertion: no WorkerError wrapping, no traceback, not cut before its actionable end.
+    assert re.fullmatch(
+        r"AssertionError on rank [01]: rank [01] of 2: doubled_sum\(tensor\(\[[12]\.0\]\)\) returned \[3\.0\], "
+        r"expected \[6\.0\]: the sum .* all-reduce first, then multiply by 2\.", ex["double"]["message"]), (
+        ex["double"]["message"])
+    assert len(ex["double"]["message"]) > 300
+    assert (ex["label"]["status"], ex["label"]["earned"]) == ("error", 0)
+    assert re.fullmatch(r"TypeError on rank [01]: unsupported operand type\(s\) for \+: 'int' and 'str'",
+                        ex["label"]["message"]), ex["label"]["message"]
+    assert ex["gather"]["status"] == "not attempted"
+    assert re.fullmatch(r"NotImplementedError on rank [01]: exercise gather: write your code here",
+                        ex["gather"]["message"]), ex["gather"]["message"]
+    # The table shows the same whole message, wrapped under the message column.
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == str(path)
+    assert max(len(line) for line in printed.splitlines()[1:]) <= 100
+    assert " ".join(printed.split()).count(" ".join(ex["double"]["message"].split())) == 1
+    assert "Traceback" not in printed and "failed first" not in printed
+
+
+def test_messages_are_kept_whole_and_the_table_cuts_the_middle():
+    hint = "expected 9 (3 squared): return x * x, not x * 2"
+    long = "square(3) returned 6; " + "the values seen were " + ", ".join(map(str, range(400))) + "; " + hint
+    message = error_message("AssertionError", long, [])
+    assert message == f"AssertionError: {long}"  # whole, for --json
+    result = {"notebook": "nb.ipynb", "earned": 0, "points": 3, "exercises": [
+        {"id": "square", "points": 3, "earned": 0, "status": "failed", "message": message}]}
+    table = format_table(result, width=80)
+    lines = table.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    shown = " ".join(" ".join(line.split()) for line in lines[2:-1])
+    assert shown.startswith("square 3 0 failed AssertionError: square(3) returned 6;")
+    assert shown.endswith(hint)  # the end, which says what to do, survives
+    assert "characters cut" in shown and len(shown) < TABLE_LIMIT + 40
+    # Continuation lines start under the message column.
+    column = lines[2].index("AssertionError")
+    assert all(line[:column].strip() == "" for line in lines[3:-1])
+    # A short message stays on one line, as before.
+    short = dict(result, exercises=[dict(result["exercises"][0], message="AssertionError: square(3) should be 9")])
+    assert format_table(short, width=80).splitlines()[2].endswith("failed  AssertionError: square(3) should be 9")
 
 
 def test_what_a_cell_prints_is_capped_in_the_kernel(tmp_path, monkeypatch):

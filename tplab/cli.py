@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = next((a for a in argv if not a.startswith("-")), None)
     module = None
     for name, (module_name, help_text) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+        # Raw: a command's description is its module docstring, whose line breaks (examples,
+        # lists) are meant; the default formatter would run them into one paragraph.
+        sp = sub.add_parser(name, help=help_text, description=help_text,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == chosen:  # import only the command asked for: a fast --help, no stray failures
             module = importlib.import_module(module_name)
             sp.description = (module.__doc__ or help_text).strip()

@@ -21,6 +21,8 @@ import hashlib
 
 import nbformat
 
+from tplab.grading.report import rank_failure
+
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB_COMMENT = "# YOUR CODE HERE"
@@ -95,8 +97,13 @@ def is_stub_error(ename: str, evalue: str) -> bool:
 
     The stub may also arrive wrapped, e.g. `WorkerError: rank 0 failed first:
     NotImplementedError: exercise ...` when it was raised on a rank started by
-    `tplab.launch`; its distinctive text is what identifies it.
+    `tplab.launch`. Then only the rank that failed first counts: a peer's stub
+    listed after another rank's AssertionError, or a stub's source line in the
+    remote traceback, does not make a wrong answer "not attempted".
     """
+    failure = rank_failure(ename, evalue)
+    if failure is not None:
+        ename, evalue = failure[1], failure[2]
     return STUB_PHRASE in evalue and "NotImplementedError" in f"{ename} {evalue}"
 
 

@@ -11,7 +11,10 @@ Grading happens in four steps, each in its own small function:
    (`tplab.grading.worker`) under an overall deadline, so no learner code can
    hang or crash the grader;
 4. score: an exercise earns a check's points when that check cell ran without
-   error, and its status says what went wrong first.
+   error, and its status says what went wrong first: "failed" when a check's
+   assertion caught a wrong answer (in the check cell itself, or inside a rank
+   the check started with `tplab.launch`), "error" when the learner's code
+   raised, "not attempted" for an untouched stub, "timeout".
 
 The learner's file is only read, never written.
 """
@@ -36,7 +39,7 @@ from tplab.grading.cells import (
     is_stub_error,
     read_notebook,
 )
-from tplab.grading.report import clean, error_message, format_table
+from tplab.grading.report import clean, error_message, format_table, rank_assertion
 from tplab.grading.restore import restore_checks
 
 DEFAULT_TIMEOUT = 120  # seconds per cell
@@ -199,8 +202,8 @@ def cell_problem(record: dict | None, is_check: bool, timeout: float) -> tuple[s
     message = error_message(record["ename"], record["evalue"], record["traceback"])
     if is_stub_error(record["ename"], record["evalue"]):
         return "not attempted", message
-    if is_check and record["ename"] == "AssertionError":
-        return "failed", message
+    if is_check and (record["ename"] == "AssertionError" or rank_assertion(record["ename"], record["evalue"])):
+        return "failed", message  # a wrong answer, caught by a check here or inside a launched rank
     return "error", message
 
 
