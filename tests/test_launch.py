@@ -387,10 +387,20 @@ def test_cuda_parent_check_applies_to_fork_only(monkeypatch):
     assert tplab.launch(dist.get_rank, 1, start_method="forkserver") == [0]
 
 
-def test_unguarded_script_with_threads_gets_a_clear_error(tmp_path):
-    script = tmp_path / "unguarded.py"
-    script.write_text("import tplab, torch.distributed as dist\n"
-                      "print(tplab.launch(dist.get_rank, 1, threads=2, timeout=60))\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert '__name__ == "__main__"' in proc.stderr, proc.stderr[-2000:]
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_scripts_without_main_guard_launch_clean_ranks(how, tmp_path):
+    """forkserver would re-run an unguarded script in every rank, and cannot re-read stdin."""
+    code = ("import tplab, torch, torch.distributed as dist\n"
+            "def f():\n"
+            "    t = torch.ones(1) * (dist.get_rank() + 1)\n"
+            "    dist.all_reduce(t)\n"
+            "    return t.item()\n"
+            "print('RESULT', tplab.launch(f, 2, threads=2, timeout=60))\n")
+    if how == "file":
+        script = tmp_path / "unguarded.py"
+        script.write_text(code)
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    else:
+        proc = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("RESULT [3.0, 3.0]") == 1, proc.stdout

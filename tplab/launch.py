@@ -31,8 +31,10 @@ for both: only how the process comes to exist differs.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import multiprocessing as mp
+import multiprocessing.spawn as mp_spawn
 import os
 import pickle
 import shutil
@@ -136,6 +138,32 @@ def _import_before_fork() -> None:
     import torch.fx.experimental.symbolic_shapes  # noqa: F401
 
 
+@contextlib.contextmanager
+def _main_module_left_alone():
+    """Start processes without multiprocessing's re-import of `__main__` in each child.
+
+    forkserver and spawn normally run the launching script again (as `__mp_main__`) in
+    every child, so that pickled references to its functions resolve: a script without
+    an `if __name__ == "__main__":` guard would launch again from each rank, and a script
+    read from stdin cannot be re-read at all. A rank here needs none of that: its job
+    arrives by value (cloudpickle). So the preparation data loses its main-module entries
+    while the ranks (and the fork server, on its first start) are started."""
+    original = mp_spawn.get_preparation_data
+
+    def without_main(name):
+        data = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        data.pop("main_path", None)
+        return data
+
+    mp_spawn.get_preparation_data = without_main
+    try:
+        yield
+    finally:
+        mp_spawn.get_preparation_data = original
+
+
 def _under_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ and _rank.WORKER_FLAG not in os.environ
 
@@ -222,7 +250,8 @@ class _Launch:
                 here, there = ctx.Pipe(duplex=True)
                 p = ctx.Process(target=target, args=(job, rank, there, self.tmp, os.getpid()),
                                 name=f"tplab-rank-{rank}", daemon=True)
-                p.start()
+                with _main_module_left_alone():
+                    p.start()
                 there.close()
                 self.procs.append(p)
                 conns[rank] = here
@@ -231,7 +260,10 @@ class _Launch:
             store = dist.TCPStore("127.0.0.1", 0, self.world_size, is_master=True,
                                   wait_for_workers=False, timeout=timedelta(seconds=self.timeout))
             for conn in conns.values():
-                conn.send_bytes(pickle.dumps(store.port))
+                try:
+                    conn.send_bytes(pickle.dumps(store.port))
+                except OSError:  # that rank is already dead; supervising will say how
+                    pass
             stuck = self._supervise(conns)
         finally:  # KeyboardInterrupt included: no rank outlives the launch
             self._kill_all()
@@ -292,11 +324,10 @@ class _Launch:
         proc.join()
         if rank not in self.results and rank not in self.failures:
             self.failures[rank] = Failure.died(rank, proc.exitcode)
-            if self.method != "fork" and proc.exitcode == 1 and not _rank.read_output(self.tmp, rank)[1]:
+            if self.method != "fork" and not _rank.read_output(self.tmp, rank)[1]:
                 self.failures[rank].message += (
-                    f" before it started (start_method {self.method!r} re-imports a script's main "
-                    f"module in every rank: in a script, call launch under "
-                    f"`if __name__ == \"__main__\":`; the rank's error is printed above)")
+                    f" before it started (start_method {self.method!r}); its error, if any, was "
+                    f"printed by the fork server above")
         return True
 
     def _dump_stacks(self, ranks):
