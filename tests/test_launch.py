@@ -293,7 +293,7 @@ def test_two_threads_per_rank_after_parent_ran_a_parallel_region(world_size):
 
 
 def test_start_method_is_fork_only_where_safe(monkeypatch):
-    from tplab.launch import pick_start_method
+    from tplab.rank_start import pick_start_method
 
     assert pick_start_method(1, "gloo") == ("fork" if sys.platform == "linux" else "forkserver")
     assert pick_start_method(2, "gloo") == "forkserver"
@@ -404,3 +404,10 @@ def test_scripts_without_main_guard_launch_clean_ranks(how, tmp_path):
         proc = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("RESULT [3.0, 3.0]") == 1, proc.stdout
+
+
+def test_clean_start_refuses_arguments_it_cannot_send():
+    import threading
+
+    with pytest.raises(TypeError, match="could not be serialised"):
+        tplab.launch(dist.get_rank, 1, threading.Lock(), threads=2)

@@ -9,32 +9,13 @@ worker runs under `torchrun`), supervises them against one deadline, names the r
 failed first with its traceback, and kills every rank before it returns. The child side
 lives in `tplab/_rank.py`.
 
-How ranks start (`start_method`), and why there are two ways:
-
-* "fork" (the default for one thread per rank on Linux): the rank is a copy of this
-  process, so a function defined in a cell runs as it is, and a launch costs tens of ms.
-* "forkserver" (the default for `threads > 1`, for NCCL, and on macOS): the rank is forked
-  from a clean server process that imported torch but never ran a parallel region; the
-  function and its arguments travel by value with `cloudpickle` (which handles cell
-  functions). Forking a process that has run a multi-threaded torch op leaves GNU
-  OpenMP's thread pool behind: a child that asks for more than one thread can wait
-  forever for workers that do not exist (pytorch#17199; on a 2-vCPU AMD EPYC it hangs
-  every time). One thread is safe, because torch then never enters OpenMP. macOS is not
-  fork-safe at all (system frameworks), and a CUDA parent cannot be forked either. The
-  server is started once per Python process (about 2 s: it imports torch), is reused by
-  later launches, and exits with this process; each launch then costs about as much as
-  a fork. The rank's environment and working directory are this process's at launch time.
-
-The error path, deadlines, output replay, cleanup and torchrun environment are the same
-for both: only how the process comes to exist differs.
+How ranks come to exist (fork, or a clean fork server: `start_method`) is decided in
+`tplab/rank_start.py`; the error path, deadlines, output replay, cleanup and torchrun environment
+here are the same for every start method.
 """
 from __future__ import annotations
 
 import atexit
-import contextlib
-import dataclasses
-import multiprocessing as mp
-import multiprocessing.spawn as mp_spawn
 import os
 import pickle
 import shutil
@@ -48,12 +29,10 @@ from multiprocessing.connection import wait
 import torch
 import torch.distributed as dist
 
-from tplab import _rank
+from tplab import _rank, rank_start
 from tplab.launch_errors import Failure, WorkerError, choose_root_cause
 
-__all__ = ["launch", "WorkerError", "pick_backend", "pick_start_method"]
-
-START_METHODS = ("fork", "forkserver", "spawn")
+__all__ = ["launch", "WorkerError", "pick_backend"]
 
 _GRACE_S = 1.0  # after a first failure, how long peers get to report theirs
 
@@ -65,23 +44,6 @@ def pick_backend(world_size: int, backend: str | None = None) -> str:
     if backend not in ("gloo", "nccl"):
         raise ValueError(f"backend must be 'gloo', 'nccl' or None (choose for me), not {backend!r}")
     return backend
-
-
-def pick_start_method(threads: int, backend: str, start_method: str | None = None) -> str:
-    """How ranks come to exist: fork only where it is safe (Linux, one thread, CPU), else a
-    clean forkserver (spawn where there is none). `start_method` overrides."""
-    available = mp.get_all_start_methods()
-    if start_method is not None:
-        if start_method not in START_METHODS:
-            raise ValueError(f"start_method must be one of {START_METHODS} or None (choose for me), "
-                             f"not {start_method!r}")
-        if start_method not in available:
-            raise ValueError(f"start_method {start_method!r} is not available on this platform "
-                             f"({sys.platform}); use one of {available}")
-        return start_method
-    if sys.platform == "linux" and threads == 1 and backend == "gloo":
-        return "fork"
-    return "forkserver" if "forkserver" in available else "spawn"
 
 
 def launch(fn, world_size: int, *args, backend: str | None = None, timeout: float = 60.0,
@@ -117,51 +79,15 @@ def launch(fn, world_size: int, *args, backend: str | None = None, timeout: floa
         raise ValueError(f"backend 'nccl' needs one GPU per rank: {world_size} ranks, "
                          f"{torch.cuda.device_count()} GPU(s) visible. Use backend='gloo' "
                          f"or world_size <= {torch.cuda.device_count()}.")
-    method = pick_start_method(threads, backend, start_method)
+    method = rank_start.pick_start_method(threads, backend, start_method)
     if method == "fork":
         if torch.cuda.is_initialized():
             raise RuntimeError(
                 "CUDA is already initialised in this process, and forked ranks cannot use it. "
                 "Pass start_method='forkserver', or restart the kernel and call tplab.launch "
                 "before anything touches the GPU (move GPU work inside the function you launch).")
-        _import_before_fork()
+        rank_start.import_before_fork()
     return _Launch(fn, world_size, args, kwargs, backend, timeout, debug, threads, method).run()
-
-
-# Modules torch imports lazily on a first backward() or DTensor call (sympy among them,
-# ~1 s): imported once in the process ranks are forked from, every rank inherits them.
-_PRELOAD = ["torch", "torch.distributed", "torch.fx.experimental.symbolic_shapes", "cloudpickle",
-            "tplab._rank"]
-
-
-def _import_before_fork() -> None:
-    import torch.fx.experimental.symbolic_shapes  # noqa: F401
-
-
-@contextlib.contextmanager
-def _main_module_left_alone():
-    """Start processes without multiprocessing's re-import of `__main__` in each child.
-
-    forkserver and spawn normally run the launching script again (as `__mp_main__`) in
-    every child, so that pickled references to its functions resolve: a script without
-    an `if __name__ == "__main__":` guard would launch again from each rank, and a script
-    read from stdin cannot be re-read at all. A rank here needs none of that: its job
-    arrives by value (cloudpickle). So the preparation data loses its main-module entries
-    while the ranks (and the fork server, on its first start) are started."""
-    original = mp_spawn.get_preparation_data
-
-    def without_main(name):
-        data = original(name)
-        data.pop("init_main_from_path", None)
-        data.pop("init_main_from_name", None)
-        data.pop("main_path", None)
-        return data
-
-    mp_spawn.get_preparation_data = without_main
-    try:
-        yield
-    finally:
-        mp_spawn.get_preparation_data = original
 
 
 def _under_torchrun() -> bool:
@@ -220,27 +146,8 @@ class _Launch:
         self.failures: dict[int, Failure] = {}
         self.procs: list = []
 
-    def _context(self):
-        """The multiprocessing context, and what each rank is given: the job itself when
-        forked (a copy of this process has it already), its cloudpickle bytes otherwise."""
-        ctx = mp.get_context(self.method)
-        if self.method == "fork":
-            return ctx, _rank.main, self.job
-        import cloudpickle
-
-        if self.method == "forkserver":
-            ctx.set_forkserver_preload(_PRELOAD)  # takes effect when the server (re)starts
-        job = dataclasses.replace(self.job, env=dict(os.environ), cwd=os.getcwd())
-        try:
-            payload = cloudpickle.dumps(job)
-        except Exception as exc:
-            raise TypeError(f"start_method {self.method!r} sends the function and its arguments to "
-                            f"the ranks by value, and they could not be serialised: {exc}. Return "
-                            f"plain data, or use threads=1 (forked ranks need no serialising).") from exc
-        return ctx, _rank.main_from_bytes, payload
-
     def run(self) -> list:
-        ctx, target, job = self._context()
+        ctx, target, job = rank_start.context(self.method, self.job)
         self.tmp = tempfile.mkdtemp(prefix="tplab-launch-")
         sys.stdout.flush(), sys.stderr.flush()
         store = None
@@ -250,7 +157,7 @@ class _Launch:
                 here, there = ctx.Pipe(duplex=True)
                 p = ctx.Process(target=target, args=(job, rank, there, self.tmp, os.getpid()),
                                 name=f"tplab-rank-{rank}", daemon=True)
-                with _main_module_left_alone():
+                with rank_start.main_module_left_alone():
                     p.start()
                 there.close()
                 self.procs.append(p)
