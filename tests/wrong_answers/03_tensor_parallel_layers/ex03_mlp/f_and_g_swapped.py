@@ -1,0 +1,33 @@
+# numbers wrong but traffic right: f and g swapped (f all-reduces forward, g all-reduces backward)
+class CopyToParallel(torch.autograd.Function):
+    # f: forward identity (every rank uses the whole x); backward all-reduce (sum) of the gradient
+
+    @staticmethod
+    def forward(ctx, x):
+        total = x.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class ReduceFromParallel(torch.autograd.Function):
+    # g: forward all-reduce (sum) of the ranks' partial outputs; backward identity
+
+    @staticmethod
+    def forward(ctx, partial):
+        return partial.view_as(partial)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def parallel_mlp(x, gate_w, up_w, down_w):
+    x = CopyToParallel.apply(x)
+    a = F.silu(F.linear(x, gate_w)) * F.linear(x, up_w)
+    return ReduceFromParallel.apply(F.linear(a, down_w))
