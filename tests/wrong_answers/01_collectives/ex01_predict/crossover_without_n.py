@@ -1,0 +1,11 @@
+# formula: the crossover of one message (α/β), not of the all-reduce's whole tensor (n·α/β)
+def predict_time(collective, nbytes, n, alpha, beta):
+    if collective == "all_reduce":
+        return 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes * beta
+    if collective in ("all_gather", "reduce_scatter"):
+        return (n - 1) * alpha + (n - 1) / n * nbytes * beta
+    raise ValueError(f"unknown collective {collective!r}")
+
+
+def latency_bound_below(n, alpha, beta):
+    return alpha / beta

@@ -1,0 +1,15 @@
+# right values, wrong traffic: the whole tensor passed n-1 times round the ring (N bytes per step, not N/n)
+def my_ring_all_reduce(tensor):
+    n, rank = dist.get_world_size(), dist.get_rank()
+    right, left = (rank + 1) % n, (rank - 1) % n
+    flat = tensor.view(-1)                       # the tensor's own memory (it is contiguous)
+    chunks = list(torch.tensor_split(flat, n))   # n views into it
+    # phase 1, reduce-scatter: afterwards rank r holds the full sum of chunk (r + 1) % n
+    passing = flat.clone()
+    for step in range(n - 1):
+        incoming = torch.empty_like(passing)
+        exchange(passing, incoming, right, left)
+        flat += incoming
+        passing = incoming
+    # phase 2, all-gather: pass the finished chunks round the ring
+    return tensor

@@ -1,0 +1,39 @@
+# edge case: each bucket launched the moment it is complete, ignoring bucket order (wrong when registration order differs from backward's)
+class BucketedSync:
+    def __init__(self, model, bucket_mb):
+        self.world = dist.get_world_size()
+        trainable = [p for p in model.parameters() if p.requires_grad][::-1]
+        self.buckets, current, size = [], [], 0
+        for p in trainable:
+            current.append(p)
+            size += p.numel() * p.element_size()
+            if size >= bucket_mb * 2**20:
+                self.buckets.append(current)
+                current, size = [], 0
+        if current:
+            self.buckets.append(current)
+        self.bucket_of = {id(p): b for b, bucket in enumerate(self.buckets) for p in bucket}
+        self.ready = [0] * len(self.buckets)
+        self.launched = {}                            # bucket index -> (work, flat)
+        for p in trainable:
+            p.register_post_accumulate_grad_hook(self._grad_ready)
+
+    def _grad_ready(self, p):
+        b = self.bucket_of[id(p)]
+        self.ready[b] += 1
+        if self.ready[b] == len(self.buckets[b]):
+            flat = torch.cat([q.grad.reshape(-1) for q in self.buckets[b]])
+            self.launched[b] = (dist.all_reduce(flat, async_op=True), flat)
+
+    def finish(self):
+        with torch.no_grad():
+            for b, bucket in enumerate(self.buckets):
+                work, flat = self.launched[b]
+                work.wait()
+                flat /= self.world
+                offset = 0
+                for p in bucket:
+                    p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+                    offset += p.numel()
+        self.ready = [0] * len(self.buckets)
+        self.launched = {}
