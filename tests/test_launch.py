@@ -411,3 +411,26 @@ def test_clean_start_refuses_arguments_it_cannot_send():
 
     with pytest.raises(TypeError, match="could not be serialised"):
         tplab.launch(dist.get_rank, 1, threading.Lock(), threads=2)
+
+
+def test_clean_start_sends_cell_functions_that_touch_dist_and_a_config_attribute():
+    """cloudpickle sends `dist`'s submodules named in the code; `config` names
+    torch.distributed.config, a module of a ModuleType subclass that plain cloudpickle cannot send."""
+    class Model:
+        config = 3
+
+    model = Model()
+
+    def f():
+        return dist.get_rank() + model.config
+
+    assert tplab.launch(f, 2, threads=2, timeout=60) == [3, 4]
+
+
+def test_forked_rank_refuses_more_threads_than_launched_with():
+    def more_threads():
+        torch.set_num_threads(2)
+
+    with pytest.raises(WorkerError, match=r"threads=2\) starts such ranks from a clean process"):
+        tplab.launch(more_threads, 1, timeout=30)
+    assert tplab.launch(torch.set_num_threads, 1, 1) == [None]  # as many as launched with: fine

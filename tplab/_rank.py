@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import faulthandler
+import importlib
 import io
 import os
 import pickle
@@ -20,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+import types
 from datetime import timedelta
 from pathlib import Path
 
@@ -79,6 +81,8 @@ def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
 
 def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
     torch.set_num_threads(job.threads)
+    if job.env is None:  # forked from the launching process
+        _refuse_more_threads(job.threads)
     os.setpgid(0, 0)  # own process group: the parent can kill the rank and all it started
     _die_with_parent(parent_pid)
     _redirect_output(tmp, rank)
@@ -126,6 +130,22 @@ def _run(job: Job, rank: int, conn) -> int:
     return 0 if message[0] == "ok" else 1
 
 
+def _refuse_more_threads(limit: int) -> None:
+    """In a forked rank, asking torch for more threads than the launch gave can hang for good
+    (the parent's OpenMP pool did not survive the fork): say what to do instead."""
+    original = torch.set_num_threads
+
+    def set_num_threads(n: int) -> None:
+        if n > limit:
+            raise RuntimeError(
+                f"torch.set_num_threads({n}) in a rank forked with threads={limit} can hang "
+                f"(OpenMP's thread pool does not survive fork). Ask the launch instead: "
+                f"tplab.launch(fn, world_size, threads={n}) starts such ranks from a clean process.")
+        original(n)
+
+    torch.set_num_threads = set_num_threads
+
+
 def _dumps(message) -> bytes:
     """Plain pickle, not multiprocessing's (that one would share tensors through file
     descriptors served by this process, which is about to exit). A class defined in a
@@ -134,9 +154,29 @@ def _dumps(message) -> bytes:
     try:
         return pickle.dumps(message)
     except Exception:
-        import cloudpickle
+        return dumps_by_value(message)
 
-        return cloudpickle.dumps(message)
+
+def dumps_by_value(obj) -> bytes:
+    """cloudpickle, plus modules of a ModuleType subclass sent by name.
+
+    cloudpickle looks modules up by exact type, so a module whose class torch swapped
+    (`torch.distributed.config` is a `ConfigModuleInstance`) would be pickled as an object
+    and fail; it gets there as soon as a cell function uses `dist` and any attribute named
+    `config` (`model.config`), because cloudpickle sends `dist`'s submodules named in the
+    code. Importable modules go by name, as cloudpickle sends plain ones."""
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj):
+            if (isinstance(obj, types.ModuleType) and type(obj) is not types.ModuleType
+                    and sys.modules.get(obj.__name__) is obj):
+                return importlib.import_module, (obj.__name__,)
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
+    return buffer.getvalue()
 
 
 def loopback_interface() -> str:

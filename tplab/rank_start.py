@@ -90,13 +90,11 @@ def context(method: str, job):
     ctx = mp.get_context(method)
     if method == "fork":
         return ctx, _rank.main, job
-    import cloudpickle
-
     if method == "forkserver":
         ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server (re)starts
     job = dataclasses.replace(job, env=dict(os.environ), cwd=os.getcwd())
     try:
-        payload = cloudpickle.dumps(job)
+        payload = _rank.dumps_by_value(job)
     except Exception as exc:
         raise TypeError(f"start_method {method!r} sends the function and its arguments to the "
                         f"ranks by value, and they could not be serialised: {exc}. Pass plain data "
