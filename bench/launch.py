@@ -1,6 +1,6 @@
 """What starting ranks costs, per start method, side by side in one run.
 
-    python bench/launch.py             # ~1 min on 2 cores
+    python bench/launch.py             # ~2.5 min on 2 cores
     python bench/launch.py --quick     # fewer repeats
 
 Prints one JSON object per line, e.g.
