@@ -159,6 +159,9 @@ def _serving(tmp_path):
                TPLAB_MYWORK=str(tmp_path / "mywork"))
     env.pop("JUPYTER_RUNTIME_DIR", None)
     env.pop("IPYTHONDIR", None)
+    # the venv's bin off PATH: only `tplab lab` may put it back (an activated venv would hide a bug)
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bin_dir)
     log = tmp_path / "lab.log"
     port = _free_port()
     with open(log, "wb") as out:

@@ -2,7 +2,9 @@
 
 Each file `tests/wrong_answers/<notebook>/<exercise id>/<mistake>.py` holds the whole source
 of that exercise's cell as a learner who made that mistake would write it (its first line, a
-comment, names the mistake class). For each notebook the wrong answers are graded in rounds:
+comment, names the mistake class). It must be rejected by a check, as `failed` (an assertion
+with its message); a file whose mistake is meant to raise instead says so on a line
+`# expect: error` — so a wrong answer broken by a typo cannot pass for a rejected one. For each notebook the wrong answers are graded in rounds:
 round k puts the k-th wrong answer of every exercise into the exercise notebook (the other
 exercises keep their stubs, which fail at once), so a notebook is executed as often as its
 most-tried exercise has wrong answers, not once per answer.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,4 +72,10 @@ def test_wrong_answers_earn_zero(stem, k, tmp_path):
         if exercise["id"] in chosen:
             mistake = chosen[exercise["id"]].relative_to(HERE)
             assert exercise["earned"] == 0, f"wrong answer {mistake} earned {exercise['earned']} points:\n{table}"
-            assert exercise["status"] in ("failed", "error", "timeout"), f"{mistake}:\n{table}"
+            expected = expected_status(chosen[exercise["id"]])
+            assert exercise["status"] == expected, f"{mistake}: expected {expected}, got:\n{table}"
+
+
+def expected_status(path: Path) -> str:
+    found = re.search(r"^# expect: (failed|error|timeout)\b", path.read_text(), re.MULTILINE)
+    return found.group(1) if found else "failed"

@@ -43,22 +43,39 @@ class Job:
     timeout: float
     debug: bool
     threads: int
-    env: dict | None = None   # the launcher's environment, for ranks not forked from it
-    cwd: str | None = None
+    forked: bool = True  # a copy of the launching process (else started from the fork server)
 
 
 def main_from_bytes(payload: bytes, rank: int, conn, tmp: str, parent_pid: int) -> None:
-    """Entry point of a rank started from the forkserver: the job arrives cloudpickled."""
+    """Entry point of a rank started from the fork server. The payload is (the launcher's
+    environment, the cloudpickled job): the environment is in place before unpickling the job
+    imports anything. (multiprocessing has already moved us to the launcher's working directory.)"""
+    _forget_fork_server()
     try:
-        job = pickle.loads(payload)
+        env, job_bytes = pickle.loads(payload)
         os.environ.clear()
-        os.environ.update(job.env)
-        os.chdir(job.cwd)
+        os.environ.update(env)
+        job = pickle.loads(job_bytes)
     except BaseException as exc:  # noqa: BLE001 - the parent must hear why, then we leave
         conn.send_bytes(pickle.dumps(("error", Failure.from_exception(rank, RuntimeError(
             f"rank {rank} could not receive the function to run: {exc!r}"), time.monotonic()))))
         os._exit(1)
     main(job, rank, conn, tmp, parent_pid)
+
+
+def _forget_fork_server() -> None:
+    """Close our copy of the fork server's "alive" pipe. The server exits when the launcher
+    does only once nobody else holds that pipe open; a rank holding it would keep the server,
+    and so itself (its death signal is tied to the server), alive after a killed launcher."""
+    try:
+        import multiprocessing.forkserver as mp_forkserver
+
+        fd = getattr(mp_forkserver._forkserver, "_forkserver_alive_fd", None)
+        if fd is not None:
+            os.close(fd)
+            mp_forkserver._forkserver._forkserver_alive_fd = None
+    except (ImportError, OSError):
+        pass
 
 
 def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
@@ -81,7 +98,7 @@ def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
 
 def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
     torch.set_num_threads(job.threads)
-    if job.env is None:  # forked from the launching process
+    if job.forked:
         _refuse_more_threads(job.threads)
     os.setpgid(0, 0)  # own process group: the parent can kill the rank and all it started
     _die_with_parent(parent_pid)
@@ -202,17 +219,19 @@ def _to_cpu(value):
 def _die_with_parent(parent_pid: int) -> None:
     """SIGKILL this rank if the launching process dies (a killed kernel, say).
 
-    Linux does it for us (PR_SET_PDEATHSIG) when the rank's parent dies; a forkserver's
-    rank has the server as its parent, and the server exits when the launcher does.
-    Elsewhere (macOS) a thread watches the launcher and ends the rank when it is gone."""
+    A forked rank's parent is the launcher, and Linux does it for us (PR_SET_PDEATHSIG).
+    A fork-server rank's parent is the server, which exits when the launcher does (then
+    the same signal fires); a thread also watches the launcher itself, as it does on
+    macOS, where there is no such signal."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         armed = True
     except (OSError, AttributeError):
         armed = False
-    if not _alive(parent_pid):  # it died before prctl took effect
+    forked = os.getppid() == parent_pid
+    if not forked and not _alive(parent_pid):  # the launcher died before we got here
         os._exit(1)
-    if not armed:
+    if not (forked and armed):
         threading.Thread(target=_watch_launcher, args=(parent_pid,), daemon=True).start()
 
 
@@ -245,6 +264,11 @@ def _redirect_output(tmp: str, rank: int) -> None:
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
     faulthandler.enable(file=sys.stderr)  # a segfault leaves a stack behind
+
+
+def started(tmp: str, rank: int) -> bool:
+    """Whether `rank` got as far as redirecting its output (its files exist)."""
+    return _paths(tmp, rank)[1].exists()
 
 
 def read_output(tmp: str, rank: int) -> tuple[str, str]:

@@ -207,8 +207,9 @@ def server_port(runtime_dir: str, pid: int) -> int | None:
 def answers(port: int, token: str, timeout: float = 2.0) -> bool:
     """Whether a Jupyter server on 127.0.0.1:`port` answers /api/status for `token`."""
     req = urllib.request.Request(f"http://{HOST}:{port}/api/status", headers={"Authorization": f"token {token}"})
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no http_proxy: the token stays here
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with direct.open(req, timeout=timeout) as r:
             return r.status == 200 and "started" in json.loads(r.read() or b"{}")
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -276,9 +277,12 @@ def run(args) -> int:
         if proc is None or proc.poll() is not None:
             return  # not started yet (it is stopped as soon as it is) or already gone
         if len(stopping) == 1:
-            print("\ntplab: stopping JupyterLab and its kernels (Ctrl-C again to kill it now) ...",
-                  file=sys.stderr, flush=True)
-            proc.terminate()
+            proc.terminate()  # first: printing to a closed terminal can raise
+            try:
+                print("\ntplab: stopping JupyterLab and its kernels (Ctrl-C again to kill it now) ...",
+                      file=sys.stderr, flush=True)
+            except OSError:
+                pass
         else:
             proc.kill()
 
@@ -297,8 +301,9 @@ def run(args) -> int:
             runtime = env["JUPYTER_RUNTIME_DIR"]
             warned = False
             while proc.poll() is None and not stopping:
-                actual = server_port(runtime, proc.pid) or port
-                if answers(actual, token):
+                # only the port Jupyter says it serves on: a guessed one might be someone else's
+                actual = server_port(runtime, proc.pid)
+                if actual is not None and answers(actual, token):
                     port, url = actual, parts._replace(netloc=f"{HOST}:{actual}").geturl()
                     print(_banner(url, port, log, time.monotonic() - t0, copied, mywork), flush=True)
                     break

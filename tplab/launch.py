@@ -106,7 +106,7 @@ def _run_here(fn, world_size, args, kwargs, backend, timeout, debug):
         if debug:
             dist.set_debug_level(dist.DebugLevel.DETAIL)
         if os.environ.get("MASTER_ADDR") in ("127.0.0.1", "localhost"):
-            os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one host: stay on loopback
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", _rank.loopback_interface())  # one host: loopback
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
@@ -157,7 +157,7 @@ class _Launch:
                 here, there = ctx.Pipe(duplex=True)
                 p = ctx.Process(target=target, args=(job, rank, there, self.tmp, os.getpid()),
                                 name=f"tplab-rank-{rank}", daemon=True)
-                with rank_start.main_module_left_alone():
+                with rank_start.main_module_left_alone(self.method):
                     p.start()
                 there.close()
                 self.procs.append(p)
@@ -231,10 +231,10 @@ class _Launch:
         proc.join()
         if rank not in self.results and rank not in self.failures:
             self.failures[rank] = Failure.died(rank, proc.exitcode)
-            if self.method != "fork" and not _rank.read_output(self.tmp, rank)[1]:
+            if self.method != "fork" and not _rank.started(self.tmp, rank):
                 self.failures[rank].message += (
-                    f" before it started (start_method {self.method!r}); its error, if any, was "
-                    f"printed by the fork server above")
+                    f", before it started (start_method {self.method!r}); its error, if any, went "
+                    f"to this process's stderr: the terminal, or Jupyter's log under `tplab lab`")
         return True
 
     def _dump_stacks(self, ranks):
@@ -250,7 +250,9 @@ class _Launch:
     def _kill_all(self):
         """SIGKILL every rank's process group (the rank and anything it started), then reap."""
         for p in self.procs:
-            if p.pid is not None:
+            # A fork-server rank is reaped by the server as soon as it exits: its pid may then
+            # be someone else's. A forked rank stays ours (a zombie) until joined below.
+            if p.pid is not None and (self.method == "fork" or p.exitcode is None):
                 for kill in (os.killpg, os.kill):  # its group; itself, if it had no group yet
                     try:
                         kill(p.pid, signal.SIGKILL)

@@ -14,7 +14,9 @@ Why there are two ways:
   fork-safe at all (system frameworks), and a CUDA parent cannot be forked either. The
   server is started once per Python process (about 2 s: it imports torch), is reused by
   later launches, and exits with this process; each launch then costs about as much as
-  a fork. The rank's environment and working directory are this process's at launch time.
+  a fork. The rank's environment variables and working directory are this process's at
+  launch time; what a library read once when the server imported it (OpenMP's OMP_* and
+  KMP_* settings, say) is what it was when the server started.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import dataclasses
 import multiprocessing as mp
 import multiprocessing.spawn as mp_spawn
 import os
+import pickle
 import sys
 
 from tplab import _rank
@@ -59,7 +62,7 @@ def import_before_fork() -> None:
 
 
 @contextlib.contextmanager
-def main_module_left_alone():
+def main_module_left_alone(method: str):
     """Start processes without multiprocessing's re-import of `__main__` in each child.
 
     forkserver and spawn normally run the launching script again (as `__mp_main__`) in
@@ -68,6 +71,9 @@ def main_module_left_alone():
     read from stdin cannot be re-read at all. A rank here needs none of that: its job
     arrives by value (cloudpickle). So the preparation data loses its main-module entries
     while the ranks (and the fork server, on its first start) are started."""
+    if method == "fork":  # nothing is prepared for a fork
+        yield
+        return
     original = mp_spawn.get_preparation_data
 
     def without_main(name):
@@ -92,9 +98,8 @@ def context(method: str, job):
         return ctx, _rank.main, job
     if method == "forkserver":
         ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server (re)starts
-    job = dataclasses.replace(job, env=dict(os.environ), cwd=os.getcwd())
     try:
-        payload = _rank.dumps_by_value(job)
+        payload = pickle.dumps((dict(os.environ), _rank.dumps_by_value(dataclasses.replace(job, forked=False))))
     except Exception as exc:
         raise TypeError(f"start_method {method!r} sends the function and its arguments to the "
                         f"ranks by value, and they could not be serialised: {exc}. Pass plain data "
