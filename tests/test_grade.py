@@ -282,11 +282,12 @@ def test_assertion_inside_a_rank_is_failed_with_its_own_message():
     assert cell_problem(record, False, 120) == ("error", f"AssertionError on rank 1: {message}")
 
 
-def test_bare_assert_inside_a_rank_names_its_line():
+def test_bare_assert_inside_a_rank_names_its_line(monkeypatch):
     source = "def the_check():\n    x = 3\n    assert x == 2\n"
     # Compiled here, not written in this file, so pytest does not rewrite the assert; its source is
     # registered with linecache the way IPython registers a cell's, so the traceback shows it.
-    linecache.cache["<cell-the-check>"] = (len(source), None, source.splitlines(True), "<cell-the-check>")
+    monkeypatch.setitem(linecache.cache, "<cell-the-check>",
+                        (len(source), None, source.splitlines(True), "<cell-the-check>"))
     namespace = {}
     exec(compile(source, "<cell-the-check>", "exec"), namespace)
     try:
