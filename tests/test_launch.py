@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import psutil
@@ -102,6 +103,41 @@ def test_hung_rank_fails_within_timeout_and_is_named():
     assert info.value.suspects == [1]  # rank 0 was waiting in the barrier, rank 1 was not
     assert "timed out after 3 s" in str(info.value)
     assert "time.sleep(600)" in str(info.value) or "in hang" in str(info.value)
+
+
+def hang_with_signal_on_another_thread():
+    # The kernel may deliver SIGUSR1 to any thread that does not block it (gloo's, OpenMP's).
+    # Force that: rank 0's main thread blocks it, so only the helper thread can take it.
+    threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+    if dist.get_rank() == 0:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    else:
+        time.sleep(600)
+    dist.barrier()
+
+
+def test_stuck_rank_stack_is_the_main_threads_whichever_thread_takes_the_signal():
+    with pytest.raises(WorkerError) as info:
+        tplab.launch(hang_with_signal_on_another_thread, 2, timeout=3)
+    assert info.value.waiting == [0]  # its main thread was in the barrier
+    assert info.value.suspects == [1]
+    assert "hang_with_signal_on_another_thread" in str(info.value)
+
+
+def hang_with_rank_1_stopped():
+    if dist.get_rank() == 1:
+        os.kill(os.getpid(), signal.SIGSTOP)  # as good as a rank the machine never schedules
+    dist.barrier()
+
+
+def test_a_rank_that_writes_no_stack_is_called_silent_not_computing():
+    start = time.monotonic()
+    with pytest.raises(WorkerError) as info:
+        tplab.launch(hang_with_rank_1_stopped, 2, timeout=3)
+    assert time.monotonic() - start < 3 + 5  # waited for the dump, a bounded while
+    assert info.value.waiting == [0] and info.value.computing == []
+    assert info.value.suspects == [1]
+    assert "wrote no stack when asked:   rank 1" in str(info.value)
 
 
 def test_sigkilled_rank_fails_fast():

@@ -16,6 +16,7 @@ import importlib
 import io
 import os
 import pickle
+import re
 import signal
 import socket
 import sys
@@ -103,7 +104,9 @@ def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
     os.setpgid(0, 0)  # own process group: the parent can kill the rank and all it started
     _die_with_parent(parent_pid)
     _redirect_output(tmp, rank)
-    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
+    # all_threads: the kernel may hand SIGUSR1 to any thread (gloo's, OpenMP's); with
+    # all_threads=False a signal that lands on a thread Python does not know writes nothing
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C is the parent's to handle
     env = {
         "RANK": rank, "LOCAL_RANK": rank, "GROUP_RANK": 0, "WORLD_SIZE": job.world_size,
@@ -282,10 +285,14 @@ def read_output(tmp: str, rank: int) -> tuple[str, str]:
     return texts[0], texts[1]
 
 
+_THREAD_HEADER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$"
+                            r"|^Stack \(most recent call first\):$", re.MULTILINE)
+
+
 def _dump_start(err: str) -> int:
     """Where faulthandler's dump begins in a rank's stderr, or -1."""
-    cut = err.find("Current thread 0x")
-    return cut if cut >= 0 else err.find("Stack (most recent call first)")
+    found = _THREAD_HEADER.search(err)
+    return found.start() if found else -1
 
 
 def strip_stack_dump(err: str) -> str:
@@ -295,10 +302,13 @@ def strip_stack_dump(err: str) -> str:
 
 
 def stack_dump(err: str) -> str:
-    """The faulthandler dump a stuck rank wrote on SIGUSR1, if any."""
-    cut = _dump_start(err)
-    if cut < 0:
+    """The main thread's stack from the faulthandler dump a stuck rank wrote on SIGUSR1, if any.
+
+    faulthandler lists threads newest first, so the main thread (where `fn` runs) is the last block.
+    """
+    headers = list(_THREAD_HEADER.finditer(err))
+    if not headers:
         return ""
-    lines = err[cut:].splitlines()
+    lines = err[headers[-1].start():].splitlines()
     inner = [i for i, line in enumerate(lines) if __file__ in line]  # frames below fn are tplab's
     return "\n".join(lines[:inner[0]] if inner else lines)

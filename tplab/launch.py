@@ -35,6 +35,7 @@ from tplab.launch_errors import Failure, WorkerError, choose_root_cause
 __all__ = ["launch", "WorkerError", "pick_backend"]
 
 _GRACE_S = 1.0  # after a first failure, how long peers get to report theirs
+_DUMP_WAIT_S = 2.0  # at the deadline, how long stuck ranks get to write their stacks
 
 
 def pick_backend(world_size: int, backend: str | None = None) -> str:
@@ -244,8 +245,14 @@ class _Launch:
                 os.kill(self.procs[r].pid, signal.SIGUSR1)
             except ProcessLookupError:
                 pass
-        if ranks:
-            time.sleep(0.3)
+        # faulthandler writes from the signal handler, but a loaded machine may not run the
+        # rank at once: wait (briefly) until every dump is there, or a stuck rank looks idle
+        until = time.monotonic() + _DUMP_WAIT_S
+        while ranks and time.monotonic() < until:
+            if all(_rank.stack_dump(_rank.read_output(self.tmp, r)[1]) for r in ranks):
+                time.sleep(0.1)  # the rest of a dump that has begun
+                break
+            time.sleep(0.05)
 
     def _kill_all(self):
         """SIGKILL every rank's process group (the rank and anything it started), then reap."""

@@ -95,7 +95,8 @@ class WorkerError(RuntimeError):
         dumps = {r: stack_dump(stacks.get(r, "")) for r in stuck}
         # A rank whose innermost frame is in torch.distributed (or tplab.comm) waits for a peer.
         waiting = [r for r in stuck if _in_collective(_innermost_frame(dumps[r]))]
-        computing = [r for r in stuck if r not in waiting]
+        computing = [r for r in stuck if r not in waiting and dumps[r]]
+        silent = [r for r in stuck if not dumps[r]]  # wrote no stack: we cannot tell
         returned = [r for r in returned if r not in stuck]
         lines = [f"launch timed out after {timeout:g} s; still running: {_ranks(stuck)} (killed)."]
         if returned:
@@ -104,10 +105,12 @@ class WorkerError(RuntimeError):
             lines.append(f"  waiting in a collective:     {_ranks(waiting)}")
         if computing:
             lines.append(f"  computing (not communicating): {_ranks(computing)}")
-        lines.append(_advice(waiting, computing, returned, failures))
+        if silent:
+            lines.append(f"  wrote no stack when asked:   {_ranks(silent)}")
+        lines.append(_advice(waiting, computing + silent, returned, failures))
         for r, f in sorted(failures.items()):
             lines.append(f"  rank {r} had failed: {_first_line(f.headline())}")
-        suspects = computing or waiting
+        suspects = computing or silent or waiting
         for r in suspects:
             if dumps[r]:
                 lines += ["", f"--- where rank {r} was ---", dumps[r].rstrip()]
