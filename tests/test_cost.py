@@ -1,9 +1,9 @@
-"""tplab.cost: the α–β formulas on hand-computed values, and the fit recovering α and β."""
+"""tplab.comm.cost: the α–β formulas on hand-computed values, and the fit recovering α and β."""
 import math
 
 import pytest
 
-from tplab import cost
+from tplab.comm import cost
 
 ALPHA, BETA = 20e-6, 1e-9  # 20 µs per message, 1 GB/s
 

@@ -156,7 +156,7 @@ def test_lab_set_up_covers_what_the_lessons_and_tplab_import():
 def test_model_spec_agrees_everywhere():
     no_deps = _pyproject()["tool"]["tplab"]["no-deps"]
     assert sorted(no_deps) == sorted([_make_var("MODEL_SPEC"), _make_var("DATA_SPEC")]), no_deps
-    from tplab.data import SPEC as DATA_SPEC
+    from tplab.sms_spam import SPEC as DATA_SPEC
     from tplab.models.locate import MODEL_SPEC
     assert MODEL_SPEC == _make_var("MODEL_SPEC") and DATA_SPEC == _make_var("DATA_SPEC")
     env_text = (REPO / "environment.yml").read_text()

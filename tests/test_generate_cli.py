@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tplab import cli
-from tplab.models.cli import default_threads, summary, usable_cores
+from tplab.models.generate_command import default_threads, summary, usable_cores
 
 EXAMPLES = [
     'tplab generate "What is tensor parallelism?"',

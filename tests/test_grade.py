@@ -20,7 +20,7 @@ from tplab.grading import worker
 from tplab.grading.grade import GradingError, cell_problem, grade_notebook
 from tplab.grading.report import TABLE_LIMIT, error_message, format_table
 from tplab.grading.restore import restore_checks
-from tplab.launch_errors import Failure, WorkerError, choose_root_cause
+from tplab.ranks.errors import Failure, WorkerError, choose_root_cause
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 SOLUTIONS = FIXTURES / "solutions"

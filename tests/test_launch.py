@@ -356,7 +356,7 @@ def test_two_threads_per_rank_after_parent_ran_a_parallel_region(world_size, par
 
 
 def test_start_method_is_fork_only_where_safe(monkeypatch):
-    from tplab.rank_start import pick_start_method
+    from tplab.ranks.start import pick_start_method
 
     assert pick_start_method(1, "gloo") == ("fork" if sys.platform == "linux" else "forkserver")
     assert pick_start_method(2, "gloo") == "forkserver"

@@ -11,7 +11,7 @@ from tplab.models.gguf_file import GGUFModelFile
 from tplab.models.loading import load_llama, load_llama_tp, parameter_bytes, vocab_start
 from tplab.models.locate import ModelFileError, find_gguf
 from tplab.models.tokenizer import SmolTokenizer
-from tplab.viz_decode import rank_bytes
+from tplab.viz.decode import rank_bytes
 
 NEW = 48
 PROMPTS = ["What is the capital of France?", "Explain tensor parallelism in one sentence.",

@@ -5,7 +5,7 @@ import os as _os
 # must not initialise CUDA before `launch` forks its ranks.
 _os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
-from tplab.launch import WorkerError, launch  # noqa: E402
+from tplab.ranks import WorkerError, launch  # noqa: E402
 
 __all__ = ["launch", "WorkerError"]
 __version__ = "0.1.0"

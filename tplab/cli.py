@@ -15,7 +15,7 @@ COMMANDS = {
     "grade": ("tplab.grading.grade", "grade exercise notebooks against the reference checks"),
     "lab": ("tplab.lab", "open JupyterLab on the course (127.0.0.1, token on)"),
     "doctor": ("tplab.doctor", "check the set-up: torch, the course model, the package"),
-    "generate": ("tplab.models.cli", "SmolLM2-135M writes text across tensor-parallel ranks"),
+    "generate": ("tplab.models.generate_command", "SmolLM2-135M writes text across tensor-parallel ranks"),
 }
 
 

@@ -29,7 +29,7 @@ import textwrap
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # IPython marks the failing line of a cell as "----> 3 assert x == y".
 ARROW_LINE = re.compile(r"^-*> *(\d+) (.*)$")
-# How tplab.launch_errors.WorkerError.from_failures starts, and where its traceback begins.
+# How tplab.ranks.errors.WorkerError.from_failures starts, and where its traceback begins.
 RANK_FAILED = re.compile(r"rank (\d+) failed first: ([A-Za-z_][\w.]*)(?::[ \t]?(.*))?\Z", re.DOTALL)
 ALSO_FAILED = re.compile(r"^\s*\(rank \d+ then failed too: .*\)\s*$")
 TRACEBACK_MARK = "\n--- traceback from rank "

@@ -7,10 +7,10 @@ stray processes outlive the cell. `launch` starts the ranks, hosts the rendezvou
 itself on 127.0.0.1, gives every rank torchrun's environment variables (so the same
 worker runs under `torchrun`), supervises them against one deadline, names the rank that
 failed first with its traceback, and kills every rank before it returns. The child side
-lives in `tplab/_rank.py`.
+lives in `tplab/ranks/child.py`.
 
 How ranks come to exist (fork, or a clean fork server: `start_method`) is decided in
-`tplab/rank_start.py`; the error path, deadlines, output replay, cleanup and torchrun environment
+`tplab/ranks/start.py`; the error path, deadlines, output replay, cleanup and torchrun environment
 here are the same for every start method.
 """
 from __future__ import annotations
@@ -29,8 +29,9 @@ from multiprocessing.connection import wait
 import torch
 import torch.distributed as dist
 
-from tplab import _rank, rank_start
-from tplab.launch_errors import Failure, WorkerError, choose_root_cause
+from tplab.ranks import child as _rank
+from tplab.ranks import start as rank_start
+from tplab.ranks.errors import Failure, WorkerError, choose_root_cause
 
 __all__ = ["launch", "WorkerError", "pick_backend"]
 

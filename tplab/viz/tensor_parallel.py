@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from tplab.tp.split import head_plan, shard_sizes
-from tplab.viz import rank_color, sub
+from tplab.viz.ranks import rank_color, sub
 
 __all__ = ["sub", "draw_column_and_row", "draw_mlp_weights", "draw_head_plan", "draw_head_plans",
            "draw_mlp_flow", "draw_vocab_split"]

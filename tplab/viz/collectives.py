@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib import patheffects
 from matplotlib.patches import Rectangle
 
-from tplab.viz import rank_color, sub
+from tplab.viz.ranks import rank_color, sub
 
 __all__ = ["piece", "pieces", "decode", "cell_label", "draw_ranks", "draw_before_after", "draw_ring_steps"]
 

@@ -91,7 +91,7 @@ class WorkerError(RuntimeError):
                   failures: dict[int, Failure], returned=()) -> "WorkerError":
         """Say which ranks returned, which were waiting in a collective, which were computing,
         and what that pattern usually means."""
-        from tplab._rank import stack_dump
+        from tplab.ranks.child import stack_dump
         dumps = {r: stack_dump(stacks.get(r, "")) for r in stuck}
         # A rank whose innermost frame is in torch.distributed (or tplab.comm) waits for a peer.
         waiting = [r for r in stuck if _in_collective(_innermost_frame(dumps[r]))]

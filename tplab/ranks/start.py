@@ -28,7 +28,7 @@ import os
 import pickle
 import sys
 
-from tplab import _rank
+from tplab.ranks import child as _rank
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -53,7 +53,7 @@ def pick_start_method(threads: int, backend: str, start_method: str | None = Non
 # Modules torch imports lazily on a first backward() or DTensor call (sympy among them,
 # ~1 s): imported once in the process ranks are forked from, every rank inherits them.
 PRELOAD = ["torch", "torch.distributed", "torch.fx.experimental.symbolic_shapes", "cloudpickle",
-           "tplab._rank"]
+           "tplab.ranks.child"]
 
 
 def import_before_fork() -> None:

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch, Rectangle
 
 from tplab.tp.split import head_plan, shard_sizes
-from tplab.viz import rank_color
+from tplab.viz.ranks import rank_color
 
 __all__ = ["rank_bytes", "draw_layer_bytes", "draw_memory_per_rank", "draw_time_split",
            "draw_predicted_vs_measured", "draw_attention_slices"]

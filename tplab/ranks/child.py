@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from tplab.launch_errors import Failure
+from tplab.ranks.errors import Failure
 
 WORKER_FLAG = "TPLAB_LAUNCH_WORKER"
 
