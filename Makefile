@@ -1,7 +1,7 @@
 # Two commands: `make lab` opens the course, `make test` checks all of it.
 # Both create .venv on first use; later runs skip what is done. `make lab` installs what the
 # lessons need (pyproject.toml's dependencies); `make test` adds the [test] extra on top
-# (pytest, nbval, transformers, accelerate).
+# (pytest, nbval, ruff, transformers, accelerate).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -44,6 +44,7 @@ lab: $(LAB_STAMP)
 
 test: $(TEST_STAMP)
 	$(PY) -m tplab build --check
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests notebooks solutions --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
 
