@@ -15,7 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 25
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "solutions").glob("*.ipynb"))
+NOTEBOOKS = [*sorted((REPO / "notebooks").glob("*.ipynb")),
+             *sorted((REPO / "solutions").glob("*.ipynb"))]
 
 
 def long_cells(path: Path) -> list[str]:
@@ -35,8 +36,8 @@ def long_cells(path: Path) -> list[str]:
 def test_code_cells_fit_on_a_screen(path):
     found = long_cells(path)
     assert not found, (f"{path.name}: code cells over {LIMIT} lines (move the machinery into "
-                       f"tplab, split the cell, or tag it lesson-code if the lesson is that code):\n"
-                       + "\n".join(found))
+                       "tplab, split the cell, or tag it lesson-code if the lesson is that "
+                       "code):\n" + "\n".join(found))
 
 
 def test_the_rule_sees_a_long_cell_and_honours_the_tag(tmp_path):
