@@ -1,4 +1,5 @@
-"""Where the course lives on disk, found from the package so no command depends on the working directory."""
+"""Where the course lives on disk, found from the package so that no command and no lesson
+depends on the working directory."""
 import shlex
 import sys
 from pathlib import Path
@@ -8,7 +9,10 @@ REPO = PACKAGE.parent
 NOTEBOOKS = REPO / "notebooks"
 SOLUTIONS = REPO / "solutions"
 EXERCISES = REPO / "exercises"
-MYWORK = REPO / "mywork"  # the learner's copies of the exercises (`tplab lab` makes them; git ignores it)
+# the learner's copies of the exercises (`tplab lab` makes them; git ignores it)
+MYWORK = REPO / "mywork"
+BENCH = REPO / "bench"  # the benchmarks: lessons run them by this path
+BENCH_RESULTS = BENCH / "results"  # their saved figures (JSON), which lessons read
 
 
 def pip_command() -> str:
