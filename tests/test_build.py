@@ -119,7 +119,8 @@ def test_cells_without_ids_get_the_same_ids_every_build(tmp_path, minor):
 
 def test_check_names_missing_stale_and_extra_files_and_writes_nothing(course, capsys):
     solutions, exercises = course
-    nbformat.write(nbformat.read(solutions / NAME, as_version=4), solutions / "02_more.ipynb")  # -> missing
+    # -> missing
+    nbformat.write(nbformat.read(solutions / NAME, as_version=4), solutions / "02_more.ipynb")
     stale = exercises / NAME
     edited = stale.read_text().replace("write your code here", "my answer")
     stale.write_text(edited)  # -> stale
@@ -135,7 +136,8 @@ def test_check_names_missing_stale_and_extra_files_and_writes_nothing(course, ca
         assert name in err
     assert "tplab build" in err and "make build" in err
     # --check wrote nothing
-    assert stale.read_text() == edited and extra.exists() and not (exercises / "02_more.ipynb").exists()
+    assert stale.read_text() == edited and extra.exists()
+    assert not (exercises / "02_more.ipynb").exists()
 
     assert len(build(solutions, exercises)) == 3
     assert not extra.exists() and (exercises / "02_more.ipynb").exists()
@@ -148,11 +150,13 @@ def test_editing_a_solution_makes_its_exercise_stale(course):
     nb = nbformat.read(solutions / NAME, as_version=4)
     nb.cells[0].source += "\nOne more sentence."
     nbformat.write(nb, solutions / NAME)
-    assert [(p.kind, p.path.name) for p in build(solutions, exercises, check=True)] == [("stale", NAME)]
+    problems = build(solutions, exercises, check=True)
+    assert [(p.kind, p.path.name) for p in problems] == [("stale", NAME)]
 
 
 @pytest.mark.parametrize("cell, complaint", [
-    (new_code_cell(f"x = 1\n{BEGIN}\nx = 2", metadata={"tplab": {"exercise": "e"}}), "never closed"),
+    (new_code_cell(f"x = 1\n{BEGIN}\nx = 2", metadata={"tplab": {"exercise": "e"}}),
+     "never closed"),
     (new_code_cell(f"{END}\nx = 2", metadata={"tplab": {"exercise": "e"}}), "without"),
     (new_code_cell(f"{BEGIN}\n{BEGIN}\nx\n{END}", metadata={"tplab": {"exercise": "e"}}), "inside"),
     (new_code_cell(f"{BEGIN}\nx = 2\n{END}"), "needs metadata"),
@@ -162,7 +166,8 @@ def test_editing_a_solution_makes_its_exercise_stale(course):
 def test_malformed_solutions_are_refused_with_file_and_cell(tmp_path, capsys, cell, complaint):
     solutions = tmp_path / "solutions"
     solutions.mkdir()
-    nbformat.write(new_notebook(cells=[new_markdown_cell("# bad"), cell]), solutions / "03_bad.ipynb")
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# bad"), cell]),
+                   solutions / "03_bad.ipynb")
     with pytest.raises(BuildError, match=complaint) as raised:
         build(solutions, tmp_path / "exercises")
     assert "03_bad.ipynb, cell 1" in str(raised.value)
@@ -173,7 +178,8 @@ def test_malformed_solutions_are_refused_with_file_and_cell(tmp_path, capsys, ce
 
 @pytest.mark.parametrize("text, complaint", [
     ("{ not json", "cannot read"),
-    ('{"cells": [{"cell_type": "code"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', "not a valid notebook"),
+    ('{"cells": [{"cell_type": "code"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+     "not a valid notebook"),
 ])
 def test_unreadable_solutions_are_refused(tmp_path, capsys, text, complaint):
     solutions = tmp_path / "solutions"

@@ -1,4 +1,7 @@
-"""Set-up files agree: environment.yml vs pyproject.toml, the Makefile's pinned specs, nbval's sanitizer."""
+"""Set-up files agree.
+
+environment.yml vs pyproject.toml, the Makefile's pinned specs, nbval's sanitizer.
+"""
 from __future__ import annotations
 
 import re
@@ -27,7 +30,8 @@ def _normalise(reqs) -> dict[str, tuple]:
         r = Requirement(s)
         name = canonicalize_name(r.name)
         assert name not in out, f"{name} listed twice"
-        out[name] = (tuple(sorted(str(sp) for sp in r.specifier)), tuple(sorted(r.extras)), str(r.marker or ""))
+        out[name] = (tuple(sorted(str(sp) for sp in r.specifier)), tuple(sorted(r.extras)),
+                     str(r.marker or ""))
     return out
 
 
@@ -89,24 +93,29 @@ def _disagreement(want: dict, got: dict) -> str:
 
 
 def test_environment_yml_matches_pyproject():
-    """environment.yml lists pyproject's dependencies (what the lessons need), then its [test] extra."""
+    """environment.yml lists pyproject's dependencies (what lessons need), then its [test] extra."""
     conda, pip = _environment()
     project = _pyproject()["project"]
-    assert set(project.get("optional-dependencies", {})) == {"test"}, "environment.yml mirrors one extra, [test]"
+    assert set(project.get("optional-dependencies", {})) == {"test"}, (
+        "environment.yml mirrors one extra, [test]")
     lab, test = project["dependencies"], project["optional-dependencies"]["test"]
     pip = [r for r in pip if not r.startswith("-")]
     problems = [f"{what}: {d}" for what, d in (
-        ("[project] dependencies (the first entries)", _disagreement(_normalise(lab), _normalise(pip[:len(lab)]))),
-        ("[test] extra (the entries after them)", _disagreement(_normalise(test), _normalise(pip[len(lab):]))),
+        ("[project] dependencies (the first entries)",
+         _disagreement(_normalise(lab), _normalise(pip[:len(lab)]))),
+        ("[test] extra (the entries after them)",
+         _disagreement(_normalise(test), _normalise(pip[len(lab):]))),
     ) if d]
     assert not problems, "environment.yml and pyproject.toml disagree:\n" + "\n".join(problems)
     text = (REPO / "environment.yml").read_text()
-    assert re.search(r"^\s*# \[test\] extra", text, flags=re.M), "environment.yml marks where the [test] extra starts"
+    assert re.search(r"^\s*# \[test\] extra", text, flags=re.M), (
+        "environment.yml marks where the [test] extra starts")
     assert any(re.fullmatch(r"python=3\.\d+", c) for c in conda) and "pip" in conda
 
 
 def _imports(source: str) -> set[str]:
-    return {m.group(1) for m in re.finditer(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", source, flags=re.M)}
+    pattern = r"^\s*(?:import|from)\s+([A-Za-z_]\w*)"
+    return {m.group(1) for m in re.finditer(pattern, source, flags=re.M)}
 
 
 def test_lab_set_up_covers_what_the_lessons_and_tplab_import():
@@ -124,7 +133,8 @@ def test_lab_set_up_covers_what_the_lessons_and_tplab_import():
     for folder in ("notebooks", "exercises", "solutions"):
         for nb in (REPO / folder).glob("*.ipynb"):
             cells = json.loads(nb.read_text())["cells"]
-            imported |= _imports("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"))
+            code = ("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+            imported |= _imports("\n".join(code))
     for py in (REPO / "tplab").rglob("*.py"):
         imported |= _imports(py.read_text())
     dists = packages_distributions()
@@ -150,14 +160,15 @@ def test_lab_set_up_covers_what_the_lessons_and_tplab_import():
             continue  # not installed here: nothing to check it against
         if not owners & provided:
             outside[mod] = sorted(owners)
-    assert not outside, f"imported by the lessons or tplab but not installed by `make lab`: {outside}"
+    assert not outside, (
+        f"imported by the lessons or tplab but not installed by `make lab`: {outside}")
 
 
 def test_model_spec_agrees_everywhere():
     no_deps = _pyproject()["tool"]["tplab"]["no-deps"]
     assert sorted(no_deps) == sorted([_make_var("MODEL_SPEC"), _make_var("DATA_SPEC")]), no_deps
-    from tplab.sms_spam import SPEC as DATA_SPEC
     from tplab.models.locate import MODEL_SPEC
+    from tplab.sms_spam import SPEC as DATA_SPEC
     assert MODEL_SPEC == _make_var("MODEL_SPEC") and DATA_SPEC == _make_var("DATA_SPEC")
     env_text = (REPO / "environment.yml").read_text()
     for spec in no_deps:

@@ -1,4 +1,7 @@
-"""NCCL on every visible GPU through tplab.launch, and scripts/gpu_smoke.sh. Skipped without CUDA."""
+"""NCCL on every visible GPU through tplab.launch, and scripts/gpu_smoke.sh.
+
+Skipped without CUDA.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import tplab  # before torch: sets PYTORCH_NVML_BASED_CUDA_CHECK, so counting GPUs leaves CUDA uninitialised
+# tplab before torch: it sets PYTORCH_NVML_BASED_CUDA_CHECK, so counting GPUs leaves CUDA
+# uninitialised. The split keeps import sorting from moving torch above it.
+import tplab
+
+# isort: split
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""`tplab grade`: reference checks restored, each exercise scored on its own, no way to hang the grader."""
+"""`tplab grade`: reference checks restored, each exercise scored on its own, no hung grader."""
 from __future__ import annotations
 
 import json
@@ -15,8 +15,8 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from tplab import cli
-from tplab.grading.cells import check_of, strip_solutions
 from tplab.grading import worker
+from tplab.grading.cells import check_of, strip_solutions
 from tplab.grading.grade import GradingError, cell_problem, grade_notebook
 from tplab.grading.report import TABLE_LIMIT, error_message, format_table
 from tplab.grading.restore import restore_checks
@@ -34,7 +34,7 @@ def read(path: Path):
 
 
 def answered(**answers: str):
-    """The exercise notebook with the solution's answers typed in, then `answers` (cell id -> source)."""
+    """The exercise notebook with the solution's answers typed in, then `answers` (id -> source)."""
     nb, solution = read(EXERCISE), {c.id: c for c in read(SOLUTION).cells}
     for cell in nb.cells:
         if "exercise" in cell.metadata.get("tplab", {}):
@@ -75,7 +75,8 @@ def test_untouched_exercise_is_not_attempted_everywhere():
     assert result["earned"] == 0 and result["points"] == 10
     for exercise in result["exercises"]:
         assert exercise["status"] == "not attempted"
-        assert exercise["message"] == f"NotImplementedError: exercise {exercise['id']}: write your code here"
+        assert exercise["message"] == (
+            f"NotImplementedError: exercise {exercise['id']}: write your code here")
 
 
 def test_restore_puts_back_edited_and_deleted_checks_in_place_and_strips_fake_ones():
@@ -142,9 +143,11 @@ def test_lost_kernels_cost_only_their_exercise(tmp_path):
         "square-solution": "def square(x):\n    return abs(x) * 2",  # right for -2, wrong for 3
         "mean-solution": "import os\nos._exit(1)",
         "scale-solution": ("import time\nwhile True:  # swallows the grader's interrupt\n"
-                           "    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass"),
+                           "    try:\n        time.sleep(0.1)\n"
+                           "    except KeyboardInterrupt:\n        pass"),
         # Needs `math` from the first cell: only passes if the state was rebuilt after each restart.
-        "safe-div-solution": ("def safe_div(a, b):\n    if b == 0:\n        raise ZeroDivisionError\n"
+        "safe-div-solution": ("def safe_div(a, b):\n    if b == 0:\n"
+                              "        raise ZeroDivisionError\n"
                               "    return math.fsum([a]) / b"),
     })
     result = grade_unchanged(save(nb, tmp_path / "01_demo.ipynb"), timeout=2, grace=1)
@@ -170,19 +173,22 @@ def test_overall_deadline_stops_grading_and_kills_the_kernel(tmp_path):
     time.sleep(0.5)
     left = []
     for process in psutil.process_iter(["cwd", "status"]):
-        if process.info["status"] != psutil.STATUS_ZOMBIE and process.info["cwd"] == str(path.parent):
+        alive = process.info["status"] != psutil.STATUS_ZOMBIE
+        if alive and process.info["cwd"] == str(path.parent):
             left.append(process)
     assert left == []
 
 
 def test_cli_prints_a_table_and_writes_json(tmp_path, capsys):
     out = tmp_path / "grades.json"
-    assert cli.main(["grade", str(SOLUTION), "--solutions", str(SOLUTIONS), "--json", str(out)]) == 0
+    assert cli.main(["grade", str(SOLUTION), "--solutions", str(SOLUTIONS),
+                     "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "total: 10/10" in printed
     assert [line.split()[:4] for line in printed.splitlines()[1:6]] == [
-        ["id", "points", "earned", "status"], ["square", "3", "3", "passed"], ["mean", "3", "3", "passed"],
-        ["scale", "2", "2", "passed"], ["safe_div", "2", "2", "passed"]]
+        ["id", "points", "earned", "status"], ["square", "3", "3", "passed"],
+        ["mean", "3", "3", "passed"], ["scale", "2", "2", "passed"],
+        ["safe_div", "2", "2", "passed"]]
     result = json.loads(out.read_text())
     assert set(result) == {"notebook", "exercises", "earned", "points"}
     assert result["notebook"] == str(SOLUTION) and (result["earned"], result["points"]) == (10, 10)
@@ -193,7 +199,8 @@ def bad_notebooks(tmp_path):
     (tmp_path / "garbage.ipynb").write_text("this is not JSON")
     (tmp_path / "list.ipynb").write_text("[1, 2]")
     (tmp_path / "folder.ipynb").mkdir()
-    save(read(SOLUTION), tmp_path / "99_unknown.ipynb")  # no tplab.solution metadata, no such solution
+    # no tplab.solution metadata, no such solution
+    save(read(SOLUTION), tmp_path / "99_unknown.ipynb")
     return {
         "not JSON": (tmp_path / "garbage.ipynb", "not a readable Jupyter notebook"),
         "JSON, not a notebook": (tmp_path / "list.ipynb", "not a readable Jupyter notebook"),
@@ -203,7 +210,8 @@ def bad_notebooks(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["not JSON", "JSON, not a notebook", "missing", "a directory", "no solution"])
+@pytest.mark.parametrize("case", ["not JSON", "JSON, not a notebook", "missing", "a directory",
+                                  "no solution"])
 def test_ungradable_notebooks_give_one_clear_line_and_exit_1(tmp_path, capsys, case):
     path, complaint = bad_notebooks(tmp_path)[case]
     with pytest.raises(GradingError, match=complaint):
@@ -219,8 +227,8 @@ def test_python_m_tplab_grades_what_it_can_and_exits_1_on_the_rest(tmp_path):
     bad.write_text("{ not json")
     out = tmp_path / "grades.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "tplab", "grade", str(bad), str(EXERCISE), str(tmp_path / "nowhere.ipynb"),
-         "--solutions", str(SOLUTIONS), "--json", str(out)],
+        [sys.executable, "-m", "tplab", "grade", str(bad), str(EXERCISE),
+         str(tmp_path / "nowhere.ipynb"), "--solutions", str(SOLUTIONS), "--json", str(out)],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
@@ -233,26 +241,31 @@ def test_python_m_tplab_grades_what_it_can_and_exits_1_on_the_rest(tmp_path):
 
 
 def test_error_message_is_clean_and_keeps_an_assertions_lines():
-    traceback = ["\x1b[31m---------------------------------------------------------------------------\x1b[39m",
-                 "Cell \x1b[32mIn[7]\x1b[39m, line 2\n      1 x = 1\n\x1b[32m----> 2\x1b[39m assert x == 2\n",
+    traceback = ["\x1b[31m" + "-" * 75 + "\x1b[39m",
+                 "Cell \x1b[32mIn[7]\x1b[39m, line 2\n      1 x = 1\n"
+                 "\x1b[32m----> 2\x1b[39m assert x == 2\n",
                  "\x1b[31mAssertionError\x1b[39m: "]
-    assert error_message("AssertionError", "", traceback) == "AssertionError (line 2: assert x == 2)"
-    assert error_message("AssertionError", "\x1b[1mranks disagree\x1b[0m\nrank 0: 1\nrank 1: 2", []) == (
+    assert error_message("AssertionError", "", traceback) == (
+        "AssertionError (line 2: assert x == 2)")
+    coloured = "\x1b[1mranks disagree\x1b[0m\nrank 0: 1\nrank 1: 2"
+    assert error_message("AssertionError", coloured, []) == (
         "AssertionError: ranks disagree\nrank 0: 1\nrank 1: 2")
-    # Other errors: their first paragraph (what follows a blank line is a traceback or a stack dump).
-    assert error_message("WorkerError", "launch timed out after 5 s.\nLook at rank 1.\n\n--- where rank 1 was ---\n"
-                         "  File x", []) == "WorkerError: launch timed out after 5 s.\nLook at rank 1."
+    # Other errors: their first paragraph (a blank line starts a traceback or a stack dump).
+    dumped = "launch timed out after 5 s.\nLook at rank 1.\n\n--- where rank 1 was ---\n  File x"
+    assert error_message("WorkerError", dumped, []) == (
+        "WorkerError: launch timed out after 5 s.\nLook at rank 1.")
 
 
 def test_stub_raised_on_a_rank_still_counts_as_not_attempted():
     wrapped = {"outcome": "error", "ename": "WorkerError", "traceback": [],
-               "evalue": "rank 0 failed first: NotImplementedError: exercise ring: write your code here"}
+               "evalue": "rank 0 failed first: NotImplementedError: exercise ring: "
+                         "write your code here"}
     assert cell_problem(wrapped, True, 120) == (
         "not attempted", "NotImplementedError on rank 0: exercise ring: write your code here")
     other = dict(wrapped, evalue="rank 1 failed first: ValueError: bad shape")
     assert cell_problem(other, True, 120) == ("error", "ValueError on rank 1: bad shape")
-    assert cell_problem(dict(other, ename="AssertionError", evalue="ranks disagree"), True, 120) == (
-        "failed", "AssertionError: ranks disagree")
+    asserted = dict(other, ename="AssertionError", evalue="ranks disagree")
+    assert cell_problem(asserted, True, 120) == ("failed", "AssertionError: ranks disagree")
 
 
 def raised(exc_type, message, *, where="the_check"):
@@ -268,14 +281,17 @@ def raised(exc_type, message, *, where="the_check"):
 def worker_error(root: BaseException, *echoes: BaseException) -> dict:
     """A cell record for the WorkerError tplab.launch raises when rank 1 fails with `root`."""
     failures = {1: Failure.from_exception(1, root, 1.0)}
-    failures.update({rank: Failure.from_exception(rank, e, 2.0 + rank) for rank, e in enumerate(echoes)})
+    failures.update({rank: Failure.from_exception(rank, e, 2.0 + rank)
+                     for rank, e in enumerate(echoes)})
     error = WorkerError.from_failures(choose_root_cause(failures), failures)
-    return {"outcome": "error", "ename": type(error).__name__, "evalue": str(error), "traceback": []}
+    return {"outcome": "error", "ename": type(error).__name__, "evalue": str(error),
+            "traceback": []}
 
 
 def test_assertion_inside_a_rank_is_failed_with_its_own_message():
     message = "rank 1: got [3.0], expected [6.0]\nall-reduce first, then multiply by 2"
-    record = worker_error(raised(AssertionError, message), ConnectionError("Connection closed by peer"))
+    record = worker_error(raised(AssertionError, message),
+                          ConnectionError("Connection closed by peer"))
     assert "failed first: AssertionError" in record["evalue"] and "Traceback" in record["evalue"]
     assert cell_problem(record, True, 120) == ("failed", f"AssertionError on rank 1: {message}")
     # Outside a check cell an assertion is the learner's own code failing: an error, same message.
@@ -296,13 +312,16 @@ def test_bare_assert_inside_a_rank_names_its_line(monkeypatch):
         record = worker_error(exc)
     status, message = cell_problem(record, True, 120)
     assert status == "failed"
-    assert re.fullmatch(r"AssertionError on rank 1 \(line \d+ in the_check: assert x == 2\)", message), message
+    assert re.fullmatch(r"AssertionError on rank 1 \(line \d+ in the_check: assert x == 2\)",
+                        message), message
 
 
 def test_other_exceptions_inside_a_rank_stay_errors_and_a_peers_stub_does_not_excuse_them():
     stub = NotImplementedError("exercise ring: write your code here")
-    record = worker_error(raised(TypeError, "unsupported operand type(s) for +: 'int' and 'str'"), stub)
-    assert "write your code here" in record["evalue"]  # a peer raised the stub after rank 1's TypeError
+    record = worker_error(
+        raised(TypeError, "unsupported operand type(s) for +: 'int' and 'str'"), stub)
+    # a peer raised the stub after rank 1's TypeError
+    assert "write your code here" in record["evalue"]
     assert cell_problem(record, True, 120) == (
         "error", "TypeError on rank 1: unsupported operand type(s) for +: 'int' and 'str'")
     wrong = worker_error(raised(AssertionError, "expected [6.0]"), stub)
@@ -312,7 +331,8 @@ def test_other_exceptions_inside_a_rank_stay_errors_and_a_peers_stub_does_not_ex
     # A timeout is no assertion, even with one among the failures it lists.
     timed_out = {"outcome": "error", "ename": "WorkerError", "traceback": [], "evalue": (
         "launch timed out after 60 s; still running: rank 0 (killed).\n"
-        "  rank 1 had failed: AssertionError: expected [6.0]\n\n--- where rank 0 was ---\n  File ...")}
+        "  rank 1 had failed: AssertionError: expected [6.0]\n\n"
+        "--- where rank 0 was ---\n  File ...")}
     assert cell_problem(timed_out, True, 120) == ("error", (
         "WorkerError: launch timed out after 60 s; still running: rank 0 (killed).\n"
         "  rank 1 had failed: AssertionError: expected [6.0]"))
@@ -328,10 +348,12 @@ def test_checks_that_launch_ranks_pass_on_the_solution():
         ("double", 2, "passed"), ("label", 1, "passed"), ("gather", 1, "passed")]
 
 
-def test_a_wrong_answer_in_a_rank_fails_an_exception_errs_a_stub_is_not_attempted(tmp_path, capsys, monkeypatch):
+def test_a_wrong_answer_in_a_rank_fails_an_exception_errs_a_stub_is_not_attempted(
+        tmp_path, capsys, monkeypatch):
     nb = read(RANKS_SOLUTION)
     answers = {
-        "double-solution": "def doubled_sum(x):\n    total = x.clone()\n    dist.all_reduce(total)\n    return total",
+        "double-solution": ("def doubled_sum(x):\n    total = x.clone()\n"
+                            "    dist.all_reduce(total)\n    return total"),
         "label-solution": "def rank_label():\n    return dist.get_rank() + '/2'",
     }
     for cell in nb.cells:
@@ -347,13 +369,15 @@ def test_a_wrong_answer_in_a_rank_fails_an_exception_errs_a_stub_is_not_attempte
     assert (ex["double"]["status"], ex["double"]["earned"]) == ("failed", 0)
     # The whole assertion: no WorkerError wrapping, no traceback, not cut before its actionable end.
     assert re.fullmatch(
-        r"AssertionError on rank [01]: rank [01] of 2: doubled_sum\(tensor\(\[[12]\.0\]\)\) returned \[3\.0\], "
-        r"expected \[6\.0\]: the sum .* all-reduce first, then multiply by 2\.", ex["double"]["message"]), (
-        ex["double"]["message"])
+        r"AssertionError on rank [01]: rank [01] of 2: "
+        r"doubled_sum\(tensor\(\[[12]\.0\]\)\) returned \[3\.0\], "
+        r"expected \[6\.0\]: the sum .* all-reduce first, then multiply by 2\.",
+        ex["double"]["message"]), ex["double"]["message"]
     assert len(ex["double"]["message"]) > 300
     assert (ex["label"]["status"], ex["label"]["earned"]) == ("error", 0)
-    assert re.fullmatch(r"TypeError on rank [01]: unsupported operand type\(s\) for \+: 'int' and 'str'",
-                        ex["label"]["message"]), ex["label"]["message"]
+    assert re.fullmatch(
+        r"TypeError on rank [01]: unsupported operand type\(s\) for \+: 'int' and 'str'",
+        ex["label"]["message"]), ex["label"]["message"]
     assert ex["gather"]["status"] == "not attempted"
     assert re.fullmatch(r"NotImplementedError on rank [01]: exercise gather: write your code here",
                         ex["gather"]["message"]), ex["gather"]["message"]
@@ -367,7 +391,8 @@ def test_a_wrong_answer_in_a_rank_fails_an_exception_errs_a_stub_is_not_attempte
 
 def test_messages_are_kept_whole_and_the_table_cuts_the_middle():
     hint = "expected 9 (3 squared): return x * x, not x * 2"
-    long = "square(3) returned 6; " + "the values seen were " + ", ".join(map(str, range(400))) + "; " + hint
+    long = ("square(3) returned 6; " + "the values seen were "
+            + ", ".join(map(str, range(400))) + "; " + hint)
     message = error_message("AssertionError", long, [])
     assert message == f"AssertionError: {long}"  # whole, for --json
     result = {"notebook": "nb.ipynb", "earned": 0, "points": 3, "exercises": [
@@ -383,14 +408,17 @@ def test_messages_are_kept_whole_and_the_table_cuts_the_middle():
     column = lines[2].index("AssertionError")
     assert all(line[:column].strip() == "" for line in lines[3:-1])
     # A short message stays on one line, as before.
-    short = dict(result, exercises=[dict(result["exercises"][0], message="AssertionError: square(3) should be 9")])
-    assert format_table(short, width=80).splitlines()[2].endswith("failed  AssertionError: square(3) should be 9")
+    brief = "AssertionError: square(3) should be 9"
+    short = dict(result, exercises=[dict(result["exercises"][0], message=brief)])
+    assert format_table(short, width=80).splitlines()[2].endswith(f"failed  {brief}")
 
 
 def test_what_a_cell_prints_is_capped_in_the_kernel(tmp_path, monkeypatch):
     printed = []
-    monkeypatch.setattr(worker.ReplyOnlyClient, "output",
-                        lambda self, outs, msg, *rest: printed.append(len(msg["content"].get("text", ""))))
+    def output(self, outs, msg, *rest):
+        printed.append(len(msg["content"].get("text", "")))
+
+    monkeypatch.setattr(worker.ReplyOnlyClient, "output", output)
     nb = nbformat.v4.new_notebook(cells=[
         new_code_cell("for _ in range(300):\n    print('x' * 9999)"),  # 3 MB
         new_code_cell("print('next cell')"),  # a fresh allowance per cell

@@ -53,7 +53,7 @@ def _load(path: Path) -> dict:
 
 
 def _prose(markdown: str) -> str:
-    """The running text of a markdown cell: no code, no LaTeX, no HTML comments, no links' targets."""
+    """The running text of a markdown cell: no code, LaTeX, HTML comments or links' targets."""
     text = DECLARED.sub(" ", markdown)
     text = re.sub(r"<!--.*?-->", " ", text, flags=re.DOTALL)
     text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
@@ -114,13 +114,15 @@ def _outputs_text(cell: dict, mime: str) -> str:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_markdown_quotes_no_measurement(path):
-    """A lesson's markdown cells hold no uncited measured figure: measurements are rendered from the run."""
+    """A lesson's markdown holds no uncited measured figure: measurements come from the run."""
     problems = []
     for i, cell in enumerate(_load(path)["cells"]):
         if cell["cell_type"] == "markdown":
-            problems += [f"cell {i} ({cell.get('id')}): {p}" for p in uncited_figures("".join(cell["source"]))]
+            figures = uncited_figures("".join(cell["source"]))
+            problems += [f"cell {i} ({cell.get('id')}): {p}" for p in figures]
     assert not problems, (
-        f"{path.name}: measured-looking figures in markdown. Render them from the run in a code cell "
+        f"{path.name}: measured-looking figures in markdown. "
+        "Render them from the run in a code cell "
         "(display(Markdown(...)), tagged nbval-ignore-output if it is a timing), cite them with "
         "'(source: ...)' in the same sentence, or declare a figure that is no measurement with "
         "<!-- not measured: FIGURE (why) -->:\n  " + "\n  ".join(problems))
@@ -128,7 +130,7 @@ def test_markdown_quotes_no_measurement(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_rendered_timings_are_ignored_by_nbval(path):
-    """Prose rendered from a run that quotes a timing changes run to run: nbval must not compare it."""
+    """Rendered prose that quotes a timing changes run to run: nbval must not compare it."""
     problems = []
     for i, cell in enumerate(_load(path)["cells"]):
         if cell["cell_type"] != "code":
@@ -136,18 +138,21 @@ def test_rendered_timings_are_ignored_by_nbval(path):
         rendered = _outputs_text(cell, "text/markdown")
         tags = cell.get("metadata", {}).get("tags", [])
         if rendered and MEASURED.search(_prose(rendered)) and "nbval-ignore-output" not in tags:
-            problems.append(f"cell {i} ({cell.get('id')}) renders {MEASURED.search(_prose(rendered)).group(0)!r}")
-    assert not problems, f"{path.name}: tag these cells nbval-ignore-output:\n  " + "\n  ".join(problems)
+            figure = MEASURED.search(_prose(rendered)).group(0)
+            problems.append(f"cell {i} ({cell.get('id')}) renders {figure!r}")
+    assert not problems, (
+        f"{path.name}: tag these cells nbval-ignore-output:\n  " + "\n  ".join(problems))
 
 
-# The checker itself, on sentences the lessons once printed next to outputs that contradicted them.
+# The checker itself, on sentences lessons once printed next to outputs that contradicted them.
 CONTRADICTED = [
     # lesson 04, next to 5.0 ms of communication per token printed
-    "TP 2 only adds the all-reduce term — under a millisecond with the fast all-reduce (63 × its latency of about "
-    "ten microseconds), tens of milliseconds with gloo (63 × some 0.5 ms).",
+    "TP 2 only adds the all-reduce term — under a millisecond with the fast all-reduce "
+    "(63 × its latency of about ten microseconds), tens of milliseconds with gloo "
+    "(63 × some 0.5 ms).",
     # lesson 04, next to 15.5 GB/s and 58.7 ms printed
-    "At this machine's ~20 GB/s that alone takes 25–30 ms, so with transformers at some 40–55 ms per token, "
-    "1.5× leaves tplab only the few milliseconds printed above.",
+    "At this machine's ~20 GB/s that alone takes 25–30 ms, so with transformers at some "
+    "40–55 ms per token, 1.5× leaves tplab only the few milliseconds printed above.",
     # lesson 00, next to 152-1949 µs printed
     "And a barrier already costs tens of microseconds or more on CPU ranks.",
     # lesson 04
@@ -163,9 +168,15 @@ def test_checker_flags_uncited_measurements(sentence):
 
 
 def test_checker_accepts_cited_declared_and_non_measured_numbers():
-    assert not uncited_figures("gpt-fast measured 104.9 tokens/s on one GPU (source: gpt-fast's README).")
-    assert not uncited_figures("30 layers × 2 × 3 heads × 64 × 4 bytes = 46 KB per token; 2 × 30 = 60 all-reduces.")
-    assert not uncited_figures("The target is 1.5× transformers.\n<!-- not measured: 1.5× (the target) -->")
-    assert not uncited_figures("Time it with `x = 2.5 ms` in code and $T = 2\\alpha$ in math: nothing measured.")
-    assert uncited_figures("<!-- not measured: 3× (gone) --> nothing here")  # a stale declaration
-    assert uncited_figures("It takes 25 s. Another sentence cites (source: a paper).")  # the source is per sentence
+    assert not uncited_figures(
+        "gpt-fast measured 104.9 tokens/s on one GPU (source: gpt-fast's README).")
+    assert not uncited_figures(
+        "30 layers × 2 × 3 heads × 64 × 4 bytes = 46 KB per token; 2 × 30 = 60 all-reduces.")
+    assert not uncited_figures(
+        "The target is 1.5× transformers.\n<!-- not measured: 1.5× (the target) -->")
+    assert not uncited_figures(
+        "Time it with `x = 2.5 ms` in code and $T = 2\\alpha$ in math: nothing measured.")
+    # a stale declaration
+    assert uncited_figures("<!-- not measured: 3× (gone) --> nothing here")
+    # the source is per sentence
+    assert uncited_figures("It takes 25 s. Another sentence cites (source: a paper).")

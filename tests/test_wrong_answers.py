@@ -4,10 +4,12 @@ Each file `tests/wrong_answers/<notebook>/<exercise id>/<mistake>.py` holds the 
 of that exercise's cell as a learner who made that mistake would write it (its first line, a
 comment, names the mistake class). It must be rejected by a check, as `failed` (an assertion
 with its message); a file whose mistake is meant to raise instead says so on a line
-`# expect: error` — so a wrong answer broken by a typo cannot pass for a rejected one. For each notebook the wrong answers are graded in rounds:
-round k puts the k-th wrong answer of every exercise into the exercise notebook (the other
-exercises keep their stubs, which fail at once), so a notebook is executed as often as its
-most-tried exercise has wrong answers, not once per answer.
+`# expect: error` — so a wrong answer broken by a typo cannot pass for a rejected one.
+
+For each notebook the wrong answers are graded in rounds: round k puts the k-th wrong answer
+of every exercise into the exercise notebook (the other exercises keep their stubs, which fail
+at once), so a notebook is executed as often as its most-tried exercise has wrong answers, not
+once per answer.
 """
 from __future__ import annotations
 
@@ -46,11 +48,14 @@ def test_every_wrong_answer_targets_a_real_exercise():
     for stem, exercises in wrong_answers().items():
         notebook = EXERCISES / f"{stem}.ipynb"
         assert notebook.is_file(), f"tests/wrong_answers/{stem}: no exercises/{stem}.ipynb"
-        ids = {str(exercise_of(c)) for c in read_notebook(notebook).cells if exercise_of(c) is not None}
+        ids = {str(exercise_of(c)) for c in read_notebook(notebook).cells
+               if exercise_of(c) is not None}
         for exercise_id, files in exercises.items():
-            assert exercise_id in ids, f"tests/wrong_answers/{stem}/{exercise_id}: no such exercise in {notebook.name}"
+            assert exercise_id in ids, (f"tests/wrong_answers/{stem}/{exercise_id}: "
+                                        f"no such exercise in {notebook.name}")
             for path in files:
-                assert path.read_text().startswith("#"), f"{path}: first line should name the mistake"
+                assert path.read_text().startswith("#"), (
+                    f"{path}: first line should name the mistake")
 
 
 @pytest.mark.parametrize("stem,k", ROUNDS, ids=[f"{s}-round{k}" for s, k in ROUNDS])
@@ -71,7 +76,8 @@ def test_wrong_answers_earn_zero(stem, k, tmp_path):
     for exercise in result["exercises"]:
         if exercise["id"] in chosen:
             mistake = chosen[exercise["id"]].relative_to(HERE)
-            assert exercise["earned"] == 0, f"wrong answer {mistake} earned {exercise['earned']} points:\n{table}"
+            assert exercise["earned"] == 0, (
+                f"wrong answer {mistake} earned {exercise['earned']} points:\n{table}")
             expected = expected_status(chosen[exercise["id"]])
             assert exercise["status"] == expected, f"{mistake}: expected {expected}, got:\n{table}"
 

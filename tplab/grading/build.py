@@ -68,7 +68,8 @@ def exercise_cell(cell) -> None:
             raise NotebookConventionError("solution markers are only allowed in code cells")
         exercise_id = exercise_of(cell)
         if not exercise_id:
-            raise NotebookConventionError('a solution cell needs metadata {"tplab": {"exercise": "<id>"}}')
+            raise NotebookConventionError(
+                'a solution cell needs metadata {"tplab": {"exercise": "<id>"}}')
         cell.source = strip_solutions(cell.source, exercise_id)
     if check_of(cell) is not None:
         check_points(cell)  # raises on missing or bad points
@@ -80,7 +81,7 @@ def exercise_cell(cell) -> None:
 
 
 def exercise_notebook(solution_nb, stem: str):
-    """The exercise notebook built from a solution notebook named `stem` (the input is not changed)."""
+    """The exercise notebook built from a solution notebook named `stem` (input unchanged)."""
     nb = copy.deepcopy(solution_nb)
     try:
         ensure_cell_ids(nb, stem)
@@ -104,7 +105,10 @@ def render(nb) -> bytes:
 
 
 def read_solution(path: Path):
-    """Read a solution notebook, give its cells ids and validate it; any failure is a BuildError naming the file."""
+    """Read a solution notebook, give its cells ids and validate it.
+
+    Any failure becomes a BuildError naming the file.
+    """
     try:
         nb = read_notebook(path)
         ensure_cell_ids(nb, path.stem)
@@ -112,7 +116,8 @@ def read_solution(path: Path):
     except NotebookConventionError as error:
         raise BuildError(f"{shown(path)}: {error}") from None
     except nbformat.ValidationError as error:
-        raise BuildError(f"{shown(path)} is not a valid notebook: {str(error.message)[:200]}") from None
+        raise BuildError(
+            f"{shown(path)} is not a valid notebook: {str(error.message)[:200]}") from None
     except Exception as error:  # nbformat raises several types for unreadable files
         raise BuildError(f"cannot read {shown(path)}: {error}") from None
     return nb
@@ -187,8 +192,9 @@ def run(args) -> int:
         if problems:
             for problem in problems:
                 print(problem, file=sys.stderr)
-            print(f"tplab build: {shown(args.exercises)} is out of date with {shown(args.solutions)}: "
-                  "run `tplab build` (or `make build`) and commit the result", file=sys.stderr)
+            print(f"tplab build: {shown(args.exercises)} is out of date with "
+                  f"{shown(args.solutions)}: run `tplab build` (or `make build`) "
+                  "and commit the result", file=sys.stderr)
             return 1
         print(f"{shown(args.exercises)} is up to date")
         return 0

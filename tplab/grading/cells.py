@@ -119,7 +119,8 @@ def strip_solutions(source: str, exercise_id: str) -> str:
         marker = line.strip()
         if marker == BEGIN:
             if inside:
-                raise NotebookConventionError(f"line {number}: {BEGIN} inside another solution block")
+                raise NotebookConventionError(
+                    f"line {number}: {BEGIN} inside another solution block")
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
             out.extend(stub_lines(indent, exercise_id))

@@ -28,7 +28,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 from tplab import paths
 from tplab.grading.cells import (
     NotebookConventionError,
@@ -67,7 +66,8 @@ def load_notebook(path: Path):
         if not isinstance(nb.get("cells"), list) or not all(isinstance(c, dict) for c in nb.cells):
             raise ValueError("it has no list of cells")
     except Exception as error:  # nbformat raises several types for bad files
-        reason = clean(str(error)).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = clean(str(error)).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
         raise GradingError(
             f"{path} is not a readable Jupyter notebook ({reason[:120]}); "
             "open and save it in Jupyter, or start again from a fresh copy of the exercise"
@@ -107,7 +107,7 @@ def load_solution(path: Path):
 
 
 def exercise_layout(nb) -> dict[str, dict]:
-    """Exercise id -> {"checks": [(index, points)], "work": [index]} for a merged notebook, in check order."""
+    """A merged notebook's exercise id -> {"checks": [(i, points)], "work": [i]}, in check order."""
     layout: dict[str, dict] = {}
     for index, cell in enumerate(nb.cells):
         exercise_id = check_of(cell)
@@ -122,15 +122,16 @@ def exercise_layout(nb) -> dict[str, dict]:
 
 
 def worker_env() -> dict:
-    """The environment for the worker and its kernel: this one, with this tplab importable by the kernel."""
+    """The environment for the worker and its kernel: this one, with this tplab importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO), env.get("PYTHONPATH")) if p)
-    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silence a debugger warning at kernel start
+    # silence a debugger warning at kernel start
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     return env
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill the worker, its kernel (which runs in a session of its own) and anything that started."""
+    """Kill the worker, its kernel (in a session of its own) and anything that started."""
     try:
         import psutil
 
@@ -162,17 +163,21 @@ def read_records(path: Path) -> dict[int, dict]:
     return records
 
 
-def run_in_worker(nb, cwd: Path, timeout: float, grace: float, wall_timeout: float) -> tuple[dict, bool]:
-    """Execute `nb` in a worker process; return ({cell index: record}, whether the deadline stopped it)."""
+def run_in_worker(nb, cwd: Path, timeout: float, grace: float,
+                  wall_timeout: float) -> tuple[dict, bool]:
+    """Run `nb` in a worker; return ({cell index: record}, whether the deadline stopped it)."""
     with tempfile.TemporaryDirectory(prefix="tplab-grade-") as tmp:
-        merged, out, log = Path(tmp, "merged.ipynb"), Path(tmp, "cells.jsonl"), Path(tmp, "worker.log")
-        merged.write_text(json.dumps(nb), encoding="utf-8")  # as is: nbformat.write would validate and log
+        merged, out = Path(tmp, "merged.ipynb"), Path(tmp, "cells.jsonl")
+        log = Path(tmp, "worker.log")
+        # written as is: nbformat.write would validate and log
+        merged.write_text(json.dumps(nb), encoding="utf-8")
         command = [*WORKER, str(merged), "--cwd", str(cwd),
                    "--timeout", str(timeout), "--grace", str(grace), "--out", str(out)]
         stopped = False
         with open(log, "wb") as log_file:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=worker_env())
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=worker_env())
             try:
                 proc.wait(timeout=wall_timeout)
             except subprocess.TimeoutExpired:
@@ -182,37 +187,48 @@ def run_in_worker(nb, cwd: Path, timeout: float, grace: float, wall_timeout: flo
                     kill_tree(proc)
         records = read_records(out)
         if proc.returncode != 0 and not stopped:
-            tail = [l for l in clean(log.read_text(encoding="utf-8", errors="replace")).splitlines() if l.strip()]
-            raise GradingError(f"the grading worker failed ({tail[-1] if tail else f'exit code {proc.returncode}'}); "
-                               "check that ipykernel is installed in this environment (`tplab doctor`)")
+            log_text = clean(log.read_text(encoding="utf-8", errors="replace"))
+            tail = [line for line in log_text.splitlines() if line.strip()]
+            last = tail[-1] if tail else f"exit code {proc.returncode}"
+            raise GradingError(f"the grading worker failed ({last}); check that ipykernel is "
+                               "installed in this environment (`tplab doctor`)")
     return records, stopped
 
 
 def cell_problem(record: dict | None, is_check: bool, timeout: float) -> tuple[str, str] | None:
-    """(status, message) for a cell that did not run cleanly, None for one that did (or did not run)."""
+    """(status, message) for a cell that did not run cleanly; None if it did (or did not run)."""
     if record is None or record["outcome"] == "ok":
         return None
     outcome = record["outcome"]
     if outcome == "timeout":
         return "timeout", f"ran past the {timeout:g} s cell limit (interrupted)"
     if outcome == "killed":
-        return "timeout", f"ran past the {timeout:g} s cell limit and ignored the interrupt (kernel restarted)"
+        return "timeout", (f"ran past the {timeout:g} s cell limit and ignored the interrupt "
+                           "(kernel restarted)")
     if outcome == "died":
         return "error", "the kernel died: a crash, os._exit or out of memory (kernel restarted)"
     message = error_message(record["ename"], record["evalue"], record["traceback"])
     if is_stub_error(record["ename"], record["evalue"]):
         return "not attempted", message
-    if is_check and (record["ename"] == "AssertionError" or rank_assertion(record["ename"], record["evalue"])):
-        return "failed", message  # a wrong answer, caught by a check here or inside a launched rank
+    if is_check and (record["ename"] == "AssertionError"
+                     or rank_assertion(record["ename"], record["evalue"])):
+        # a wrong answer, caught by a check here or inside a launched rank
+        return "failed", message
     return "error", message
 
 
-def score_exercise(exercise_id: str, entry: dict, records: dict, timeout: float, not_run: tuple) -> dict:
-    """The result for one exercise; a problem in its own code cells explains a failure before its checks do."""
+def score_exercise(exercise_id: str, entry: dict, records: dict, timeout: float,
+                   not_run: tuple) -> dict:
+    """The result for one exercise.
+
+    A problem in its own code cells explains a failure before its checks do.
+    """
     points = sum(p for _, p in entry["checks"])
-    passed = [index for index, _ in entry["checks"] if records.get(index, {}).get("outcome") == "ok"]
+    passed = [index for index, _ in entry["checks"]
+              if records.get(index, {}).get("outcome") == "ok"]
     earned = sum(p for index, p in entry["checks"] if index in passed)
-    result = {"id": exercise_id, "points": points, "earned": earned, "status": "passed", "message": ""}
+    result = {"id": exercise_id, "points": points, "earned": earned, "status": "passed",
+              "message": ""}
     if len(passed) == len(entry["checks"]):
         return result
     problems = [cell_problem(records.get(i), False, timeout) for i in entry["work"]]
@@ -222,10 +238,11 @@ def score_exercise(exercise_id: str, entry: dict, records: dict, timeout: float,
     return result
 
 
-def grade_notebook(path, solutions_dir=None, timeout: float = DEFAULT_TIMEOUT, wall_timeout: float | None = None,
-                   grace: float = DEFAULT_GRACE) -> dict:
-    """Grade one notebook; return {"notebook", "exercises": [{"id", "points", "earned", "status", "message"}],
-    "earned", "points"}.
+def grade_notebook(path, solutions_dir=None, timeout: float = DEFAULT_TIMEOUT,
+                   wall_timeout: float | None = None, grace: float = DEFAULT_GRACE) -> dict:
+    """Grade one notebook; return {"notebook", "exercises", "earned", "points"}.
+
+    Each of "exercises" is {"id", "points", "earned", "status", "message"}.
 
     `timeout` bounds each cell; `wall_timeout` the whole run (default: enough for
     every code cell to use its full timeout and grace, plus kernel start-up).
@@ -241,17 +258,23 @@ def grade_notebook(path, solutions_dir=None, timeout: float = DEFAULT_TIMEOUT, w
         code_cells = sum(cell.cell_type == "code" for cell in merged.cells)
         if wall_timeout is None:
             wall_timeout = STARTUP_ALLOWANCE + code_cells * (timeout + grace)
-        records, stopped = run_in_worker(merged, path.resolve().parent, timeout, grace, wall_timeout)
-    not_run = (("timeout", f"not run: grading stopped at the {wall_timeout:g} s limit for the whole notebook")
+        records, stopped = run_in_worker(merged, path.resolve().parent, timeout, grace,
+                                         wall_timeout)
+    not_run = (("timeout", f"not run: grading stopped at the {wall_timeout:g} s limit "
+                           "for the whole notebook")
                if stopped else ("error", "not run"))
-    exercises = [score_exercise(eid, entry, records, timeout, not_run) for eid, entry in layout.items()]
+    exercises = [score_exercise(eid, entry, records, timeout, not_run)
+                 for eid, entry in layout.items()]
     return {"notebook": str(path), "exercises": exercises,
-            "earned": sum(e["earned"] for e in exercises), "points": sum(e["points"] for e in exercises)}
+            "earned": sum(e["earned"] for e in exercises),
+            "points": sum(e["points"] for e in exercises)}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK", help="notebook(s) to grade")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
+    parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK",
+                        help="notebook(s) to grade")
+    parser.add_argument("--json", type=Path, metavar="FILE",
+                        help="also write the results to FILE as JSON")
     parser.add_argument("--solutions", type=Path, default=paths.SOLUTIONS, metavar="DIR",
                         help="where the solution notebooks are (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
@@ -264,7 +287,8 @@ def run(args) -> int:
     results, failed = [], 0
     for notebook in args.notebooks:
         try:
-            result = grade_notebook(notebook, args.solutions, timeout=args.timeout, wall_timeout=args.total_timeout)
+            result = grade_notebook(notebook, args.solutions, timeout=args.timeout,
+                                    wall_timeout=args.total_timeout)
         except GradingError as error:
             print(f"tplab grade: error: {error}", file=sys.stderr)
             failed += 1
@@ -272,7 +296,8 @@ def run(args) -> int:
         results.append(result)
         print(format_table(result) + "\n")
     if len(results) > 1:
-        print(f"all notebooks: {sum(r['earned'] for r in results)}/{sum(r['points'] for r in results)}")
+        earned, points = sum(r["earned"] for r in results), sum(r["points"] for r in results)
+        print(f"all notebooks: {earned}/{points}")
     if args.json and results:
         payload = results[0] if len(args.notebooks) == 1 and results else results
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

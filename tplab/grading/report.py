@@ -53,7 +53,8 @@ def cut_middle(text: str, limit: int) -> str:
     room = max(limit - len(marker.format(len(text))), 2)
     head = room // 3
     tail = room - head
-    return text[:head].rstrip() + marker.format(len(text) - head - tail) + text[len(text) - tail:].lstrip()
+    return (text[:head].rstrip() + marker.format(len(text) - head - tail)
+            + text[len(text) - tail:].lstrip())
 
 
 def _tidy(text: str) -> str:
@@ -66,7 +67,10 @@ def _first_paragraph(text: str) -> str:
 
 
 def failing_line(traceback: list[str]) -> str | None:
-    """The last source line IPython marked with an arrow in a traceback, e.g. `line 3: assert x == y`."""
+    """The last source line IPython marked with an arrow in a traceback.
+
+    For example `line 3: assert x == y`.
+    """
     found = None
     for line in clean("\n".join(traceback)).splitlines():
         match = ARROW_LINE.match(line.strip())
@@ -83,7 +87,8 @@ def _failing_frame(traceback_text: str) -> str | None:
         match = FRAME.match(line)
         if match:
             following = lines[i + 1] if i + 1 < len(lines) else ""
-            source = following.strip() if following[:1].isspace() and not FRAME.match(following) else ""
+            is_source = following[:1].isspace() and not FRAME.match(following)
+            source = following.strip() if is_source else ""
             found = f"line {match.group(1)} in {match.group(2)}" + (f": {source}" if source else "")
     return found
 
@@ -146,13 +151,15 @@ def format_table(result: dict, width: int | None = None) -> str:
         width = shutil.get_terminal_size((TABLE_WIDTH, 24)).columns
     header = ("id", "points", "earned", "status", "message")
     rows = [header] + [
-        (e["id"], str(e["points"]), str(e["earned"]), e["status"], e["message"]) for e in result["exercises"]
+        (e["id"], str(e["points"]), str(e["earned"]), e["status"], e["message"])
+        for e in result["exercises"]
     ]
     widths = [max(len(row[col]) for row in rows) for col in range(4)]
     indent = sum(widths) + 2 * 4
     lines = [f"{result['notebook']}"]
     for row in rows:
-        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2]), row[3].ljust(widths[3])]
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]),
+                 row[2].rjust(widths[2]), row[3].ljust(widths[3])]
         message = wrap_message(row[4], max(width - indent, 40)) or [""]
         lines.append("  ".join(cells + [message[0]]).rstrip())
         lines += [" " * indent + line for line in message[1:]]

@@ -80,7 +80,10 @@ del _tplab_cap_output
 
 
 class CurrentEnvKernelSpecs(KernelSpecManager):
-    """Every kernel name resolves to this interpreter, so grading uses the course's own environment."""
+    """Every kernel name resolves to this interpreter.
+
+    So grading uses the course's own environment.
+    """
 
     def get_kernel_spec(self, kernel_name):
         import ipykernel.kernelspec
@@ -141,7 +144,8 @@ class Kernel:
         reply = (self.client.wait_for_reply(msg_id) or {}).get("content", {})
         if reply.get("status") != "ok":
             self._session.__exit__(None, None, None)
-            raise RuntimeError(f"the grading preamble failed in the kernel: {reply.get('evalue', 'no reply')}")
+            raise RuntimeError("the grading preamble failed in the kernel: "
+                               f"{reply.get('evalue', 'no reply')}")
         return self
 
     def __exit__(self, *exc_info):
@@ -175,11 +179,15 @@ class Kernel:
         seconds = time.monotonic() - start
         reply = (self.client.last_reply or {}).get("content", {})
         error = reply if reply.get("status") == "error" else None
-        return describe(index, error, seconds, self.timeout, killed=fired.is_set(), alive=self.alive)
+        return describe(index, error, seconds, self.timeout,
+                        killed=fired.is_set(), alive=self.alive)
 
 
 def describe(index, error, seconds, timeout, killed, alive) -> dict:
-    """The record for one cell: what happened, and the error (execute reply content) it raised if any."""
+    """The record for one cell: what happened, and the error it raised if any.
+
+    The error is the content of the kernel's execute reply.
+    """
     record = {"index": index, "outcome": "ok", "ename": "", "evalue": "", "traceback": [],
               "seconds": round(seconds, 3)}
     if error is not None:
@@ -195,7 +203,9 @@ def describe(index, error, seconds, timeout, killed, alive) -> dict:
 
 
 def catch_up(kernel: Kernel, cells, upto: int, skip: set[int]) -> bool:
-    """Re-run cells[:upto] in a fresh kernel to rebuild their state; False if the kernel is lost again.
+    """Re-run cells[:upto] in a fresh kernel to rebuild their state.
+
+    Returns False if the kernel is lost again.
 
     Nothing is reported: these cells were graded on their first run. Cells that
     time out or kill the kernel are added to `skip`, so none can derail the
@@ -237,8 +247,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cwd", required=True, help="the kernel's working directory")
     parser.add_argument("--timeout", type=float, required=True, help="seconds per cell")
     parser.add_argument("--grace", type=float, default=10.0,
-                        help="seconds a timed-out cell gets to honour the interrupt before its kernel is killed")
-    parser.add_argument("--out", required=True, help="file to append one JSON record per executed cell to")
+                        help="seconds a timed-out cell gets to honour the interrupt "
+                             "before its kernel is killed")
+    parser.add_argument("--out", required=True,
+                        help="file to append one JSON record per executed cell to")
     args = parser.parse_args(argv)
     nb = nbformat.read(args.notebook, as_version=4)
     with open(args.out, "a", encoding="utf-8") as out:
