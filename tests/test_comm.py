@@ -1,4 +1,6 @@
 """tplab.comm against torch.distributed: same sums, identical on every rank, counted right."""
+import time
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -21,7 +23,8 @@ def compare_with_torch(lengths):
             for name, fn in (("ring", comm.ring_all_reduce), ("tplab", comm.all_reduce)):
                 got = x.clone()
                 assert fn(got) is got, f"{name} must reduce in place"
-                assert torch.equal(got, expected), f"{name}: {dtype} length {n} differs on rank {rank}"
+                assert torch.equal(got, expected), \
+                    f"{name}: {dtype} length {n} differs on rank {rank}"
     x = torch.randn(3, 333, generator=torch.Generator().manual_seed(rank)).t()  # not contiguous
     expected = x.contiguous()
     dist.all_reduce(expected)
@@ -39,7 +42,8 @@ def test_ring_and_fast_all_reduce_equal_torch(world_size):
     results = tplab.launch(compare_with_torch, world_size, LENGTHS, timeout=120)
     for name in ("ring", "tplab"):  # bitwise the same on every rank
         for r in range(1, world_size):
-            assert torch.equal(results[r][name], results[0][name]), f"{name}: rank {r} differs from rank 0"
+            assert torch.equal(results[r][name], results[0][name]), \
+                f"{name}: rank {r} differs from rank 0"
 
 
 @pytest.mark.parametrize("world_size", [5, 8])
@@ -105,7 +109,8 @@ def test_tracer_restores_torch_distributed():
 def test_other_dtypes_and_autograd_tensors_take_a_correct_route():
     def odd_inputs():
         rank = dist.get_rank()
-        half = torch.full((5,), 1.5, dtype=torch.bfloat16) * (rank + 1)  # not numpy's: torch's route
+        # bfloat16 is not numpy's: torch's route
+        half = torch.full((5,), 1.5, dtype=torch.bfloat16) * (rank + 1)
         comm.all_reduce(half)
         leaf = torch.ones(4, requires_grad=True)
         with torch.no_grad():
@@ -141,10 +146,10 @@ def test_all_reduce_clock_splits_waiting_from_communicating():
     (r0, x0), (r1, x1) = tplab.launch(_late_rank_one, 2, 0.03)
     assert x0 == x1 == 32.0                     # the all-reduces still ran: 1 -> 2 -> ... -> 32
     assert r0["calls"] == r1["calls"] == 5
-    assert r0["total_s"] >= 5 * 0.03 * 0.8       # rank 0 sat in the all-reduces while rank 1 slept
-    assert r0["wait_s"] >= 5 * 0.03 * 0.8        # ... and the clock calls that waiting, not communicating
-    assert r1["comm_s"] < 5 * 0.03 * 0.2         # the late rank's time inside is the collective alone
-    assert r1["wait_s"] < r0["wait_s"] / 5       # the late rank hardly waits at all
+    assert r0["total_s"] >= 5 * 0.03 * 0.8  # rank 0 sat in the all-reduces while rank 1 slept
+    assert r0["wait_s"] >= 5 * 0.03 * 0.8   # ... which the clock calls waiting, not communication
+    assert r1["comm_s"] < 5 * 0.03 * 0.2    # the late rank's time inside is the collective alone
+    assert r1["wait_s"] < r0["wait_s"] / 5  # the late rank hardly waits at all
 
 
 def _uneven_calls():
@@ -172,7 +177,8 @@ def _route_and_sums():
     return route if isinstance(route, str) else "shm", t.tolist(), float(big[0])
 
 
-@pytest.mark.parametrize("machine, route", [("aarch64", "torch"), ("arm64", "torch"), ("x86_64", "shm")])
+@pytest.mark.parametrize("machine, route",
+                         [("aarch64", "torch"), ("arm64", "torch"), ("x86_64", "shm")])
 def test_shared_memory_route_only_where_stores_stay_in_order(machine, route, monkeypatch, capsys):
     import platform
 
@@ -194,4 +200,96 @@ def test_stores_in_order_is_x86_only():
     from tplab.comm.shm import stores_in_order
 
     assert stores_in_order("x86_64") and stores_in_order("AMD64")
-    assert not stores_in_order("aarch64") and not stores_in_order("arm64") and not stores_in_order("ppc64le")
+    assert not stores_in_order("aarch64") and not stores_in_order("arm64")
+    assert not stores_in_order("ppc64le")
+
+
+def _hook_events():
+    """Every kind of call once, with a subscriber of each kind; returns what each was told."""
+    import warnings
+
+    from tplab.comm import hooks
+
+    seen, tplab_only = {}, []  # seen: call -> the kinds it was reported with, calls in start order
+
+    def note(kind, call):
+        seen.setdefault(call, []).append(kind)
+
+    def broken(kind, call):
+        raise ValueError("a subscriber with a bug")
+
+    x = torch.full((576,), float(dist.get_rank() + 1))
+    tplab_calls = hooks.subscribe(lambda kind, call: tplab_only.append((kind, call.op)),
+                                  direct=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with hooks.subscribe(note), hooks.subscribe(broken), tplab_calls:
+            comm.all_reduce(x)                                      # shared memory, blocking
+            work = comm.all_reduce(x, async_op=True)                # torch, in the background
+            work.wait()
+            direct = dist.all_reduce(x, async_op=True)              # straight to torch.distributed
+            direct.wait()
+            peer = 1 - dist.get_rank()                              # gloo's p2p: no future
+            request = dist.isend(torch.ones(3), peer)
+            dist.recv(torch.empty(3), peer)
+            request.wait()
+            background = comm.all_reduce(torch.ones(5), async_op=True)  # never waited for
+            deadline = time.monotonic() + 10
+            while background.collective.end is None and time.monotonic() < deadline:
+                time.sleep(0.001)                                   # the future's callback tells
+    calls = [(c.op, c.impl, c.async_op, c.direct, c.nbytes, sorted(kinds), c.end is not None and
+              c.end >= c.start) for c, kinds in seen.items()]
+    return calls, tplab_only, float(x[0]), [str(w.message) for w in caught]
+
+
+def test_hooks_report_sync_async_and_direct_calls_once_each():
+    for calls, tplab_only, value, warned in tplab.launch(_hook_events, 2):
+        assert value == 3.0 * 2 * 2            # 1+2 summed, then doubled twice: the calls all ran
+        ended, waited = ["end", "start"], ["end", "start", "wait"]
+        # op, impl, async_op, direct, bytes, the kinds reported (sorted), end >= start
+        assert calls == [
+            ("all_reduce", "shm", False, False, 576 * 4, ended, True),
+            ("all_reduce", "torch", True, False, 576 * 4, waited, True),
+            ("all_reduce", "torch", True, True, 576 * 4, waited, True),
+            ("isend", "torch", True, True, 3 * 4, waited, True),
+            ("recv", "torch", False, True, 3 * 4, ended, True),
+            ("all_reduce", "torch", True, False, 5 * 4, ended, True),  # ended by its future alone
+        ], calls
+        # the direct=False subscriber heard tplab's collectives only: 3 all-reduces, start and end
+        assert [kind for kind, _ in tplab_only].count("start") == 3
+        assert {op for _, op in tplab_only} == {"all_reduce"}
+        assert len(warned) == 1 and "a subscriber with a bug" in warned[0]
+
+
+def test_removed_subscribers_hear_nothing_and_torch_distributed_is_restored():
+    from tplab.comm import hooks
+
+    original, seen = dist.all_reduce, []
+    quiet_one = hooks.subscribe(lambda kind, call: None, direct=False)
+    assert dist.all_reduce is original               # tplab-only subscribers wrap nothing
+    loud = hooks.subscribe(lambda kind, call: seen.append(kind))
+    assert dist.all_reduce is not original
+    call = hooks.begin("all_reduce", 8, "shm")
+    hooks.end(call)
+    hooks.end(call)                                  # a second end is not reported twice
+    loud.remove()
+    loud.remove()                                    # removing twice is harmless
+    assert dist.all_reduce is original and seen == ["start", "end"]
+    assert hooks.begin("all_reduce", 8, "shm") is not None  # quiet_one still listens
+    quiet_one.remove()
+    assert hooks.begin("all_reduce", 8, "shm") is None and not hooks.subscribers
+
+
+def _clocked():
+    x = torch.ones(576)
+    with comm.AllReduceClock() as clock:
+        comm.all_reduce(x)
+        dist.all_reduce(x)                          # straight to torch: not tplab's all-reduce
+        comm.all_reduce(x, async_op=True).wait()    # in the background: no time spent inside it
+        comm.all_reduce(x)
+    comm.all_reduce(x)                              # after the block
+    return len(clock.durations)
+
+
+def test_all_reduce_clock_times_tplab_blocking_all_reduces_only():
+    assert tplab.launch(_clocked, 2) == [2, 2]

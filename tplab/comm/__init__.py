@@ -1,25 +1,34 @@
 """Communication, in one place so every byte the course moves can be counted.
 
-- `trace()`: count each rank's collective and point-to-point calls and their bytes.
-- `ring_all_reduce()`: all-reduce built from send/recv (lesson 01 builds it step by step).
 - `all_reduce()`: the one tplab's layers call: shared memory for CPU ranks on one host,
-  `torch.distributed.all_reduce` everywhere else (GPUs, several hosts).
+  `torch.distributed.all_reduce` everywhere else (GPUs, several hosts), and in the background
+  (`async_op=True`, as `DataParallel` does).
 - `all_gather()`: concatenate uneven shards along a dimension.
+- `ring_all_reduce()`: all-reduce built from send/recv (lesson 01 builds it step by step).
 - `use_torch_route()`: make a group's all-reduces take torch.distributed's route (to compare).
+- `hooks`: the one instrumentation point: subscribe to be told when each collective starts and
+  ends (tplab's and those made straight to torch.distributed). Built on it:
+- `trace()`: count each rank's collective and point-to-point calls and their bytes;
 - `AllReduceClock`: time spent inside all-reduces, split into communicating and waiting.
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+from torch.distributed import distributed_c10d as _c10d
 
-from tplab.comm import shm
-from tplab.comm import tracing as _trace
+from tplab.comm import hooks, shm
 from tplab.comm.ring import ring_all_reduce
+from tplab.comm.timing import AllReduceClock
 from tplab.comm.tracing import Trace, trace
 
-__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "use_torch_route", "trace", "Trace", "AllReduceClock"]
+__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "use_torch_route", "hooks", "trace",
+           "Trace", "AllReduceClock"]
 
+# torch's own functions, not the names in torch.distributed, which hooks wraps for the calls
+# learners make: a tplab collective reports itself, once
+_torch_all_reduce, _torch_all_gather = _c10d.all_reduce, _c10d.all_gather
+_listening = hooks.subscribers  # the same list: its truth is "somebody subscribed"
 
 _routes: dict = {}  # group -> "single", "torch" or its ShmChannel; decided once per group
 
@@ -42,17 +51,31 @@ def use_torch_route(group=None) -> None:
 _TORCH_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}
 
 
-def all_reduce(tensor: torch.Tensor, group=None, op: str = "sum") -> torch.Tensor:
-    """Reduce `tensor` ("sum" or "max") over `group` in place, by the fastest route this machine offers."""
+def all_reduce(tensor: torch.Tensor, group=None, op: str = "sum", async_op: bool = False):
+    """Reduce `tensor` ("sum" or "max") over `group` in place, by the fastest route this machine
+    offers; returns `tensor`. With async_op=True it goes to torch.distributed, the route that runs
+    in the background, and returns its Work to `.wait()` on (its completion is reported to
+    `hooks` subscribers from the Work's future)."""
+    if async_op:
+        call = _listening and hooks.begin("all_reduce", _nbytes(tensor), "torch", group, True)
+        with torch.no_grad():
+            work = _torch_all_reduce(tensor, op=_TORCH_OPS[op], group=group, async_op=True)
+        return hooks.track(call, work)
     route = _routes.get(group) or _route(group)
     if route == "single":  # the reduction over one rank
-        _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "none")
+        impl = "none"
     elif route != "torch" and tensor.device.type == "cpu" and tensor.dtype in shm.DTYPES:
-        _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "shm")
-        route.all_reduce(tensor, op)
+        impl = "shm"
     else:
+        impl = "torch"
+    call = _listening and hooks.begin("all_reduce", _nbytes(tensor), impl, group)
+    if impl == "shm":
+        route.all_reduce(tensor, op)
+    elif impl == "torch":
         with torch.no_grad():
-            dist.all_reduce(tensor, op=_TORCH_OPS[op], group=group)
+            _torch_all_reduce(tensor, op=_TORCH_OPS[op], group=group)
+    if call:
+        hooks.end(call)
     return tensor
 
 
@@ -60,7 +83,7 @@ def all_gather(tensor: torch.Tensor, sizes: list[int], dim: int = -1, group=None
     """Concatenate every rank's `tensor` along `dim`, where rank r's is sizes[r] long there.
 
     Uneven sizes are padded to the longest for `torch.distributed.all_gather` (which
-    needs equal shapes) and trimmed after; the tracer records that call.
+    needs equal shapes) and trimmed after; the padded tensor is what is reported.
     """
     if len(sizes) == 1:
         return tensor
@@ -68,14 +91,12 @@ def all_gather(tensor: torch.Tensor, sizes: list[int], dim: int = -1, group=None
     padded = rows.new_zeros((max(sizes), *rows.shape[1:]))
     padded[: rows.shape[0]] = rows
     pieces = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(pieces, padded, group=group)
+    call = _listening and hooks.begin("all_gather", _nbytes(padded), "torch", group)
+    _torch_all_gather(pieces, padded, group=group)
+    if call:
+        hooks.end(call)
     return torch.cat([p[:size] for p, size in zip(pieces, sizes)]).movedim(0, dim)
 
 
-def forget_routes() -> None:
-    """Forget every group's route and channel (after a process group is destroyed and re-made)."""
-    _routes.clear()
-    shm.forget_channels()
-
-
-from tplab.comm.timing import AllReduceClock  # noqa: E402  (it wraps all_reduce, defined above)
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()

@@ -1,4 +1,4 @@
-"""Ring all-reduce built from send and recv: the algorithm behind NCCL's and gloo's large all-reduces.
+"""Ring all-reduce built from send and recv: the algorithm of NCCL's and gloo's large all-reduces.
 
 Why it is the standard: in each of its 2(n-1) steps every rank sends one n-th of the
 tensor to its right neighbour and receives one from its left, so all links are busy at
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from tplab.comm import tracing as _trace
+from tplab.comm import hooks
 
 
 def _exchange(send_chunk: torch.Tensor, recv_into: torch.Tensor, right: int, left: int) -> None:
@@ -32,8 +32,9 @@ def _exchange(send_chunk: torch.Tensor, recv_into: torch.Tensor, right: int, lef
 def ring_all_reduce(tensor: torch.Tensor, group=None) -> torch.Tensor:
     """Sum `tensor` over the ranks of `group`, in place, by reduce-scatter then all-gather."""
     n = dist.get_world_size(group)
-    _trace.record("all_reduce", tensor.numel() * tensor.element_size(), "ring")
+    call = hooks.begin("all_reduce", tensor.numel() * tensor.element_size(), "ring", group)
     if n == 1:
+        hooks.end(call)
         return tensor
     rank = dist.get_rank(group)
     right = dist.get_global_rank(group, (rank + 1) % n) if group is not None else (rank + 1) % n
@@ -50,4 +51,5 @@ def ring_all_reduce(tensor: torch.Tensor, group=None) -> torch.Tensor:
         _exchange(chunks[send_index], chunks[recv_index], right, left)
     with torch.no_grad():
         tensor.copy_(flat.view_as(tensor))
+    hooks.end(call)
     return tensor

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from tplab.comm import tracing as _trace
+from tplab.comm import hooks
 
 # dtypes the fast path sums (numpy's); others (bfloat16) take torch.distributed's route
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.int32, torch.int64)
@@ -64,7 +64,7 @@ class ShmChannel:
         self.n, self.rank = dist.get_world_size(group), dist.get_rank(group)
         self.slot_bytes, self.timeout, self.calls = slot_bytes, timeout, 0
         size = self.n * _FLAG_BYTES + 2 * self.n * slot_bytes
-        with _trace.quiet():
+        with hooks.quiet():
             name = [None]
             if self.rank == 0:
                 fd, path = tempfile.mkstemp(prefix="tplab-shm-", dir=_shm_dir())
@@ -81,7 +81,8 @@ class ShmChannel:
         self.flags = memoryview(self.map).cast("q")  # flag of rank r at index r * _FLAG_STRIDE
         data = np.frombuffer(self.map, dtype=np.uint8, offset=self.n * _FLAG_BYTES)
         self.buffers = data.reshape(2, self.n, slot_bytes)
-        self._views: dict = {}  # (which buffer, numpy dtype, numel) -> every rank's slot viewed as that chunk
+        # (which buffer, numpy dtype, numel) -> every rank's slot viewed as that chunk
+        self._views: dict = {}
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         """Reduce in place ("sum" or "max"). numpy, not torch, does the copies and adds:
@@ -117,7 +118,8 @@ class ShmChannel:
         if self.n == 1:
             np.copyto(chunk, views[0])
             return
-        combine(views[0], views[1], out=chunk)  # a float overflow warns (numpy) where torch is silent
+        # a float overflow warns (numpy) where torch is silent
+        combine(views[0], views[1], out=chunk)
         for view in views[2:]:
             combine(chunk, view, out=chunk)
 
@@ -146,17 +148,18 @@ def _global(group, rank: int) -> int:
 
 
 def channel(group=None) -> ShmChannel | None:
-    """The group's shared-memory channel, or None when its ranks are not all CPU ranks on this host."""
+    """The group's shared-memory channel, or None unless its ranks are CPU ranks on one host."""
     key = group or dist.group.WORLD
     if key not in _channels:
-        with _trace.quiet():
+        with hooks.quiet():
             hosts = [None] * dist.get_world_size(group)
             dist.all_gather_object(hosts, socket.gethostname(), group=group)
         usable = dist.get_backend(group) == "gloo" and len(set(hosts)) == 1
         if usable and not stores_in_order():
-            _say_once(f"tplab.comm: the shared-memory all-reduce is off on {MACHINE}: this CPU may "
-                      f"show the ready flag before the data (no x86 store ordering), so all-reduces "
-                      f"take torch.distributed's route (correct, slower for small messages).")
+            _say_once(f"tplab.comm: the shared-memory all-reduce is off on {MACHINE}: this CPU "
+                      f"may show the ready flag before the data (no x86 store ordering), so "
+                      f"all-reduces take torch.distributed's route (correct, slower for small "
+                      f"messages).")
             usable = False
         _channels[key] = ShmChannel(group) if usable else None
     return _channels[key]
@@ -167,8 +170,3 @@ def _say_once(message: str) -> None:
     if not _said and dist.get_rank() == 0:
         print(message, file=sys.stderr)
     _said = True
-
-
-def forget_channels() -> None:
-    """Drop the cached channels (a new process group reuses nothing of an old one)."""
-    _channels.clear()

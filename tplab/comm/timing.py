@@ -14,35 +14,33 @@ is the communication, and each rank's excess over it is its waiting.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.distributed as dist
 
-from tplab import comm
+from tplab.comm import hooks
+
+__all__ = ["AllReduceClock"]
 
 
 class AllReduceClock:
-    """Time every `tplab.comm.all_reduce` call made inside the `with` block (tplab.tp and the
-    token picker call it through the module, so replacing the module's function sees them all)."""
+    """Time every blocking `tplab.comm.all_reduce` made inside the `with` block, whoever makes it
+    (tplab.tp, the token picker): a subscriber of `tplab.comm.hooks`, start to end of each call.
+    Calls made straight to torch.distributed are not timed (they are not tplab's all-reduce)."""
 
     def __init__(self):
         self.durations: list[float] = []
+        self._subscription = None
 
-    def __enter__(self) -> "AllReduceClock":
-        self._original = original = comm.all_reduce
+    def _on_collective(self, kind: str, call: hooks.Collective) -> None:
+        if kind == "end" and call.op == "all_reduce" and not call.async_op:
+            self.durations.append(call.end - call.start)
 
-        def timed(tensor, group=None, op="sum"):
-            start = time.perf_counter()
-            original(tensor, group, op)
-            self.durations.append(time.perf_counter() - start)
-            return tensor
-
-        comm.all_reduce = timed
+    def __enter__(self) -> AllReduceClock:
+        self._subscription = hooks.subscribe(self._on_collective, direct=False)
         return self
 
     def __exit__(self, *exc) -> None:
-        comm.all_reduce = self._original
+        self._subscription.remove()
 
     def reset(self) -> None:
         self.durations.clear()
@@ -57,13 +55,13 @@ class AllReduceClock:
         rank of `group` must call it, after the same all-reduces."""
         mine = torch.tensor(self.durations, dtype=torch.float64)
         n = dist.get_world_size(group) if dist.is_initialized() else 1
-        if n == 1:  # nothing to wait for and nothing to send: the calls return at once (their cost is compute)
+        if n == 1:  # nothing to wait for or send: the calls return at once (their cost is compute)
             return {"calls": len(mine), "total_s": float(mine.sum()), "comm_s": 0.0, "wait_s": 0.0}
         counts = [torch.zeros(1, dtype=torch.int64) for _ in range(n)]
         dist.all_gather(counts, torch.tensor([len(mine)]), group=group)
         if len({int(c) for c in counts}) != 1:
-            raise RuntimeError(f"ranks timed different numbers of all-reduces ({[int(c) for c in counts]}): "
-                               "time the same work on every rank")
+            raise RuntimeError(f"ranks timed different numbers of all-reduces "
+                               f"({[int(c) for c in counts]}): time the same work on every rank")
         every = [torch.empty_like(mine) for _ in range(n)]
         dist.all_gather(every, mine, group=group)
         communicating = torch.stack(every).min(dim=0).values
