@@ -1,10 +1,11 @@
-"""SmolLM2-135M decoding, side by side: Hugging Face transformers, tplab TP=1, tplab TP=2 (fast and gloo all-reduce).
+"""SmolLM2-135M decoding side by side: transformers, tplab TP=1, TP=2 (fast and gloo all-reduce).
 
     python bench/decode.py            # ~2 min on 2 cores
     python bench/decode.py --quick    # fewer repeats
 
 Prints one JSON object per line: {"impl", "tp", "metric", "value"}
-  impl  "hf" (transformers, fp32), "tplab" (tplab's fast all-reduce), "tplab-gloo" (gloo's), "machine"
+  impl  "hf" (transformers, fp32), "tplab" (tplab's fast all-reduce), "tplab-gloo" (gloo's),
+        "machine"
   metric
     prefill_tok_s  tokens/s for a forward over a 128-token prompt
     decode_tok_s   tokens/s over 64 new tokens, one forward each, reading the KV cache
@@ -41,9 +42,9 @@ from tplab.models.locate import find_gguf
 from tplab.models.tokenizer import SmolTokenizer
 
 PROMPT_TOKENS, NEW_TOKENS = 128, 64
-TEXT = ("Tensor parallelism splits each layer's weight matrices across devices, so that every device "
-        "holds a slice of the model and computes a slice of every layer; the slices are combined with "
-        "all-reduce operations after the attention and the MLP blocks. ")
+TEXT = ("Tensor parallelism splits each layer's weight matrices across devices, so that every "
+        "device holds a slice of the model and computes a slice of every layer; the slices are "
+        "combined with all-reduce operations after the attention and the MLP blocks. ")
 
 
 def prompt_ids() -> list[int]:
@@ -53,7 +54,8 @@ def prompt_ids() -> list[int]:
 
 
 def time_tplab(model, ids, clock=None) -> tuple[float, float]:
-    """(prefill seconds, decode seconds for NEW_TOKENS tokens); `clock`, if given, is reset after prefill."""
+    """(prefill seconds, decode seconds for NEW_TOKENS tokens); `clock`, if given, is reset
+    after the prefill."""
     pick = TokenPicker(model.config.vocab_size, vocab_start(model))
     cache = model.new_cache(1, len(ids) + NEW_TOKENS)
     t0 = time.perf_counter()
@@ -103,17 +105,20 @@ def tp_worker(ids, repeats, route):
         per_token.append(decode / NEW_TOKENS * 1e3)
         comm_shares.append(split["comm_s"] / decode)
         wait_shares.append(split["wait_s"] / decode)
-    return statistics.median(per_token), statistics.median(comm_shares), statistics.median(wait_shares)
+    median = statistics.median
+    return median(per_token), median(comm_shares), median(wait_shares)
 
 
 def emit(impl, tp, metric, value):
-    print(json.dumps({"impl": impl, "tp": tp, "metric": metric, "value": round(value, 4)}), flush=True)
+    row = {"impl": impl, "tp": tp, "metric": metric, "value": round(value, 4)}
+    print(json.dumps(row), flush=True)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for hf and tplab TP=1")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for hf and tplab TP=1")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else 3
     torch.set_num_threads(args.threads)

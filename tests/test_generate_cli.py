@@ -1,5 +1,6 @@
 """`tplab generate`: help that keeps its examples apart, and a report that says what ran (ranks,
-threads per rank, load time) beside how fast it decoded, so speeds at different --tp compare fairly."""
+threads per rank, load time) beside how fast it decoded, so speeds at different --tp compare
+fairly."""
 from __future__ import annotations
 
 import re
@@ -35,7 +36,8 @@ def test_threads_default_to_the_cores_shared_out_between_ranks():
 
 
 def stats(tokens, *bytes_per_rank):
-    return [{"tokens": tokens, "load_s": 5.0 + r, "prefill_s": 0.25, "decode_s": 3.5, "bytes": b * 2**20,
+    return [{"tokens": tokens, "load_s": 5.0 + r, "prefill_s": 0.25, "decode_s": 3.5,
+             "bytes": b * 2**20,
              "threads": 1} for r, b in enumerate(bytes_per_rank)]
 
 
@@ -44,22 +46,26 @@ def test_the_report_names_ranks_threads_load_and_decode_speed():
         "[tp=2: 2 ranks x 1 thread each = 2 threads on 2 cores (default: cores / ranks)]\n"
         "[load 6.0 s; weights per rank 274, 240 MiB]\n"  # the slowest rank's load
         "[prompt 31 tokens in 0.25 s; decode 63 tokens in 3.50 s = 18.0 tok/s]")
-    assert summary(1, 2, 2, False, 1, stats(8, 513)).splitlines()[0] == "[tp=1: 1 rank x 2 threads = 2 threads on 2 cores]"
+    assert summary(1, 2, 2, False, 1, stats(8, 513)).splitlines()[0] == (
+        "[tp=1: 1 rank x 2 threads = 2 threads on 2 cores]")
     assert "more threads than cores" in summary(3, 1, 2, True, 5, stats(8, 1, 1, 1)).splitlines()[0]
     assert summary(1, 1, 1, False, 3, stats(1, 513)).splitlines()[2] == (
         "[prompt 3 tokens in 0.25 s; decode: none (it stopped at the first token, so no tok/s)]")
 
 
 def test_generate_prints_the_completion_and_the_report():
-    done = subprocess.run([sys.executable, "-m", "tplab", "generate", "--max-new-tokens", "3", "What is a GPU?"],
+    done = subprocess.run([sys.executable, "-m", "tplab", "generate", "--max-new-tokens", "3",
+                           "What is a GPU?"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip(), "no completion streamed to stdout"
     threads, cores = default_threads(1, usable_cores()), usable_cores()
     s = "" if threads == 1 else "s"
     report = done.stderr.strip().splitlines()[-3:]
-    assert report[0] == f"[tp=1: 1 rank x {threads} thread{s} = {threads} thread{s} on {cores} core" + (
-        "" if cores == 1 else "s") + " (default: cores / ranks)]"
+    cores_s = "" if cores == 1 else "s"
+    assert report[0] == (f"[tp=1: 1 rank x {threads} thread{s} = {threads} thread{s} on {cores} "
+                         f"core{cores_s} (default: cores / ranks)]")
     assert re.fullmatch(r"\[load \d+\.\d s; weights per rank \d+ MiB\]", report[1]), report[1]
-    assert re.fullmatch(r"\[prompt \d+ tokens in \d+\.\d\d s; decode 2 tokens in \d+\.\d\d s = \d+\.\d tok/s\]",
+    assert re.fullmatch(r"\[prompt \d+ tokens in \d+\.\d\d s; "
+                        r"decode 2 tokens in \d+\.\d\d s = \d+\.\d tok/s\]",
                         report[2]), report[2]

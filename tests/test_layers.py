@@ -1,9 +1,8 @@
-"""The decoding shortcuts of tplab.layers and tplab.models.llama against their plain forms."""
+"""The decoding shortcuts of tplab.layers against their plain forms."""
 import pytest
 import torch
 
-from tplab.layers import Attention, attend, attend_one, query_groups
-from tplab.models.llama import LayerCache, Rotary
+from tplab.layers import Attention, LayerCache, Rotary, attend, attend_one, query_groups
 
 
 def rotate_half_reference(t, offset, base=100000.0):
@@ -20,7 +19,8 @@ def rotate_half_reference(t, offset, base=100000.0):
 def test_rotary_matches_the_textbook_rotate_half(offset, positions):
     torch.manual_seed(offset)
     t = torch.randn(2, 4, positions, 64)
-    assert torch.allclose(Rotary(64, 100000.0)(t, offset), rotate_half_reference(t, offset), atol=1e-5)
+    assert torch.allclose(Rotary(64, 100000.0)(t, offset), rotate_half_reference(t, offset),
+                          atol=1e-5)
 
 
 def test_query_groups():
@@ -41,17 +41,21 @@ def test_attend_one_equals_attend_for_one_new_position(kv_of_head):
     hq, hkv, d, prefill = len(kv_of_head), int(kv_of_head.max()) + 1, 64, 6
     rope = Rotary(d, 100000.0)
     caches = [LayerCache(1, hkv, 16, d) for _ in range(2)]
-    q, k, v = torch.randn(1, hq, prefill, d), torch.randn(1, hkv, prefill, d), torch.randn(1, hkv, prefill, d)
+    q = torch.randn(1, hq, prefill, d)
+    k, v = torch.randn(1, hkv, prefill, d), torch.randn(1, hkv, prefill, d)
     for cache in caches:
         attend(q, k, v, kv_of_head, rope, cache)
     for _ in range(3):
         y = torch.randn(1, 1, (hq + 2 * hkv) * d)  # [q | k | v] of one new position
-        qn, kn, vn = (t.view(1, 1, -1, d).transpose(1, 2) for t in y.split([hq * d, hkv * d, hkv * d], dim=-1))
-        expected = attend(qn, kn, vn, kv_of_head, rope, caches[0]).transpose(1, 2).reshape(1, 1, hq * d)
+        parts = y.split([hq * d, hkv * d, hkv * d], dim=-1)
+        qn, kn, vn = (t.view(1, 1, -1, d).transpose(1, 2) for t in parts)
+        expected = attend(qn, kn, vn, kv_of_head, rope, caches[0])
+        expected = expected.transpose(1, 2).reshape(1, 1, hq * d)
         got = attend_one(y, hq, kv_of_head, query_groups(kv_of_head, hkv), rope, caches[1])
         assert got.shape == (1, 1, hq * d)
         assert torch.allclose(got, expected, atol=1e-5)
-    assert torch.allclose(caches[0].k[:, :, :caches[0].length], caches[1].k[:, :, :caches[1].length], atol=1e-5)
+    a, b = caches
+    assert torch.allclose(a.k[:, :, :a.length], b.k[:, :, :b.length], atol=1e-5)
 
 
 def test_fused_attention_decodes_like_the_unfused_one():

@@ -1,4 +1,5 @@
-"""The real model: same tokens and logits as Hugging Face transformers, same tokens at every TP degree."""
+"""The real model: the tokens and logits of Hugging Face transformers, the same tokens at every
+TP degree."""
 import subprocess
 import sys
 
@@ -43,7 +44,8 @@ def reference(model, prompt_ids):
 
 def test_config_and_size_match_the_published_model(model):
     c = model.config
-    assert (c.n_layers, c.hidden, c.n_heads, c.n_kv_heads, c.ffn, c.vocab_size) == (30, 576, 9, 3, 1536, 49152)
+    sizes = (c.n_layers, c.hidden, c.n_heads, c.n_kv_heads, c.ffn, c.vocab_size)
+    assert sizes == (30, 576, 9, 3, 1536, 49152)
     assert c.rope_base == 100000.0 and c.bos_id == 1 and c.eos_id == 2
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
 
@@ -68,7 +70,8 @@ def test_same_tokens_and_logits_as_transformers(tokenizer, model, prompt_ids, re
         assert (hf_logits - ours).abs().max().item() < 1e-3
     with torch.no_grad():  # and once for real, through transformers' own generate
         out = hf.generate(torch.tensor([prompt_ids[0]]), max_new_tokens=16, do_sample=False)
-    assert out[0, len(prompt_ids[0]):].tolist() == reference[0][:16][: out.shape[1] - len(prompt_ids[0])]
+    start = len(prompt_ids[0])
+    assert out[0, start:].tolist() == reference[0][:16][: out.shape[1] - start]
 
 
 def tp_worker(prompt_ids, reference):
@@ -91,7 +94,8 @@ def test_tensor_parallel_generates_the_tp1_tokens(tp, model, prompt_ids, referen
         assert all(forced), f"TP={tp}: a greedy token differs from TP=1 on prompt(s) {forced}"
         assert generated == reference[0], "KV-cached decoding across ranks differs from TP=1"
         assert sampled == sampled_tp1, "the same seed must sample the same tokens at any TP degree"
-        assert nbytes == rank_bytes(model.config, tp)[rank]  # exactly its share: nothing else is loaded
+        # exactly its share of the sharding plan: nothing else is loaded
+        assert nbytes == rank_bytes(model.config, tp)[rank]
 
 
 def test_missing_or_corrupt_model_file_says_what_to_run(tmp_path):
@@ -108,13 +112,15 @@ def test_missing_or_corrupt_model_file_says_what_to_run(tmp_path):
     (["--max-new-tokens", "0", "hi"], "--max-new-tokens must be at least 1"),
 ])
 def test_generate_cli_bad_input_is_one_line_and_status_2(argv, message):
-    done = subprocess.run([sys.executable, "-m", "tplab", "generate", *argv], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "tplab", "generate", *argv], capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0 and message in done.stderr
 
 
 def test_generate_cli_streams_only_the_completion(tokenizer, model, reference):
-    done = subprocess.run([sys.executable, "-m", "tplab", "generate", "--tp", "2", "--max-new-tokens", "8", PROMPTS[0]],
+    done = subprocess.run([sys.executable, "-m", "tplab", "generate", "--tp", "2",
+                           "--max-new-tokens", "8", PROMPTS[0]],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     new = reference[0][:8]

@@ -8,8 +8,20 @@ from torch import nn
 import tplab
 from tplab import comm
 from tplab.layers import Attention, SwiGLU
-from tplab.tp import (ColumnParallelLinear, ParallelAttention, ParallelSwiGLU, RowParallelLinear,
-                      VocabParallelEmbedding, head_plan, shard_range, shard_sizes, vocab_parallel_cross_entropy)
+from tplab.tp import (
+    ColumnParallelLinear,
+    ParallelAttention,
+    ParallelSwiGLU,
+    RowParallelLinear,
+    Slice,
+    VocabParallelEmbedding,
+    head_plan,
+    shard_plan,
+    shard_range,
+    shard_sizes,
+    tensor_shapes,
+    vocab_parallel_cross_entropy,
+)
 
 WORLD_SIZES = [1, 2, 3, 4]
 B, S = 2, 5
@@ -41,17 +53,20 @@ def linear_pair():
     torch.manual_seed(0)
     first, second = nn.Linear(7, 10), nn.Linear(10, 5)
     col, row = ColumnParallelLinear.from_dense(first), RowParallelLinear.from_dense(second)
-    errors, _, _ = run_both(lambda x: second(torch.relu(first(x))), lambda x: row(torch.relu(col(x))), (B, S, 7))
+    errors, _, _ = run_both(lambda x: second(torch.relu(first(x))),
+                            lambda x: row(torch.relu(col(x))), (B, S, 7))
     r0, r1 = shard_range(10, n, rank)
     errors["column weight grad"] = rel(col.weight.grad, first.weight.grad[r0:r1])
     errors["column bias grad"] = rel(col.bias.grad, first.bias.grad[r0:r1])
     errors["row weight grad"] = rel(row.weight.grad, second.weight.grad[:, r0:r1])
     errors["row bias grad"] = rel(row.bias.grad, second.bias.grad)
-    bitwise = torch.equal(col.full_weight(), first.weight.detach()) and torch.equal(row.full_weight(), second.weight.detach())
+    bitwise = (torch.equal(col.full_weight(), first.weight.detach())
+               and torch.equal(row.full_weight(), second.weight.detach()))
     # the other two modes: a gathered column output, a row layer splitting its own input
     gathered = ColumnParallelLinear.from_dense(first, gather_output=True)
     splitting = RowParallelLinear.from_dense(second, input_is_parallel=False)
-    more, _, _ = run_both(lambda x: second(first(x)), lambda x: splitting(gathered(x)), (B, S, 7), seed=5)
+    more, _, _ = run_both(lambda x: second(first(x)), lambda x: splitting(gathered(x)), (B, S, 7),
+                          seed=5)
     errors.update({f"gathered/split {k}": v for k, v in more.items()})
     return errors, bitwise
 
@@ -122,7 +137,8 @@ def vocab(v):
     out.backward(grad)
     outp.backward(grad)
     lo, hi = shard_range(v, n, rank)
-    embedding_exact = torch.equal(out, outp) and torch.equal(par.weight.grad, dense.weight.grad[lo:hi])
+    embedding_exact = (torch.equal(out, outp)
+                       and torch.equal(par.weight.grad, dense.weight.grad[lo:hi]))
     logits = leaf((B, S, v), 7)
     loss = F.cross_entropy(logits.reshape(-1, v), ids.reshape(-1), reduction="none").reshape(B, S)
     loss.backward(torch.ones_like(loss) / loss.numel())
@@ -139,9 +155,10 @@ def vocab(v):
 @pytest.mark.parametrize("world_size", WORLD_SIZES)
 def test_vocab_parallel_embedding_exact_and_cross_entropy_without_gathering(world_size):
     for exact, errors, traffic in tplab.launch(vocab, world_size, 23):
-        assert exact, "the vocab-parallel embedding and its gradient must equal the dense ones exactly"
+        assert exact, "the vocab-parallel embedding and its gradient must equal the dense ones"
         assert max(errors.values()) < 1e-5, errors
-        assert traffic == {"all_reduce": {"calls": 3, "bytes": 3 * B * S * 4}}, traffic  # max, target, sum-exp
+        # max, target, sum-exp
+        assert traffic == {"all_reduce": {"calls": 3, "bytes": 3 * B * S * 4}}, traffic
 
 
 def test_shard_sizes_and_head_plans():
@@ -158,7 +175,7 @@ def test_shard_sizes_and_head_plans():
 def _decode_attention(n_heads, n_kv_heads):
     """Prefill 3 positions then decode 2, with fused frozen weights and an input that wants a
     gradient: the decoding shortcut against the dense module, output and input gradient."""
-    from tplab.models.llama import LayerCache, Rotary
+    from tplab.layers import LayerCache, Rotary
     torch.manual_seed(0)
     dense = Attention(4 * n_heads, n_heads, n_kv_heads, 4).requires_grad_(False)
     parallel = ParallelAttention.from_dense(dense, None).requires_grad_(False)
@@ -189,3 +206,58 @@ def test_shard_sizes_that_do_not_add_up_are_refused():
         shard_range(10, 2, 0, [3, 3])
     with pytest.raises(ValueError, match="must be 3 numbers"):
         shard_range(10, 3, 0, [5, 5])
+
+
+def test_the_parallel_blocks_are_the_dense_blocks_with_f_and_g():
+    """No attention or MLP maths written twice: the parallel classes inherit the dense forward."""
+    assert issubclass(ParallelAttention, Attention)
+    assert ParallelAttention.forward is Attention.forward
+    assert issubclass(ParallelSwiGLU, SwiGLU) and ParallelSwiGLU.forward is SwiGLU.forward
+
+
+@pytest.mark.parametrize("t", range(1, 10))
+def test_shard_plan_covers_every_tensor_and_maps_each_query_head_to_its_kv_head(t):
+    from tplab.models.llama import Config
+    c = Config()
+    plans = shard_plan(c, t)
+    shapes = tensor_shapes(c)
+
+    def tiles(part, dim):  # the ranks' ranges of this tensor follow each other and cover it
+        spans = [getattr(p.layer.get(part) or p.model[part], dim) for p in plans]
+        return all(a[1] == b[0] for a, b in zip(spans, spans[1:])) and spans[0][0] == 0 and \
+            spans[-1][1] == shapes[part][0 if dim == "rows" else 1]
+
+    assert all(tiles(part, "rows") for part in ("attn.q", "mlp.gate", "mlp.up", "embed"))
+    assert all(tiles(part, "cols") for part in ("attn.o", "mlp.down"))
+    group, d = c.n_heads // c.n_kv_heads, c.head_dim
+    for p, hp in zip(plans, head_plan(c.n_heads, c.n_kv_heads, t)):
+        a = p.attention
+        assert (a.q_heads, a.kv_heads) == (hp["q"], hp["kv"])
+        global_kv = [kv + a.kv_heads[0] for kv in a.kv_of_head]
+        assert global_kv == [j // group for j in range(*a.q_heads)]
+        kv_rows = Slice(rows=(a.kv_heads[0] * d, a.kv_heads[1] * d))
+        assert p.layer["attn.k"] == p.layer["attn.v"] == kv_rows
+    norms = (2 * c.n_layers + 1) * c.hidden  # whole on every rank
+    held = sum(p.numel(c) - norms for p in plans) + norms
+    whole = shard_plan(c, 1)[0].numel(c)
+    # beyond 3 ranks (the KV heads), KV heads are replicated: the ranks hold more than the model
+    assert whole == 134_515_008 and (held == whole) == (t <= c.n_kv_heads)
+
+
+def test_a_tiny_random_model_from_the_same_blocks():
+    """What later lessons assemble: dense blocks of any size, fresh weights, with a cache."""
+    from tplab.layers import Block, LayerCache, Rotary
+    torch.manual_seed(0)
+    blocks = [Block(Attention(32, 4, 2), SwiGLU(32, 64), 32) for _ in range(2)]
+    rope, x = Rotary(8, 10000.0), torch.randn(1, 5, 32)
+    whole = x
+    for block in blocks:
+        whole = block(whole, rope)
+    caches = [LayerCache(1, 2, 5, 8) for _ in blocks]
+    steps = []
+    for i in range(5):  # one position at a time, through the caches: the same outputs
+        y = x[:, i:i + 1]
+        for block, cache in zip(blocks, caches):
+            y = block(y, rope, cache)
+        steps.append(y)
+    assert torch.allclose(torch.cat(steps, dim=1), whole, atol=1e-5)

@@ -1,1 +1,1 @@
-"""The course model, SmolLM2-135M-Instruct, read from its GGUF file: finding the file, loading it, sharding it."""
+"""The course model, SmolLM2-135M-Instruct, from its GGUF file: finding, loading, sharding it."""

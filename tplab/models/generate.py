@@ -21,10 +21,12 @@ from tplab.models.loading import vocab_start
 
 
 class TokenPicker:
-    def __init__(self, vocab_size: int, start: int = 0, temperature: float = 0.0, seed: int = 0, group=None):
+    def __init__(self, vocab_size: int, start: int = 0, temperature: float = 0.0, seed: int = 0,
+                 group=None):
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        self.vocab_size, self.start, self.temperature, self.group = vocab_size, start, temperature, group
+        self.vocab_size, self.start, self.temperature = vocab_size, start, temperature
+        self.group = group
         self.generator = torch.Generator().manual_seed(seed)
         self.distributed = dist.is_initialized() and dist.get_world_size(group) > 1
 

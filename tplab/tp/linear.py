@@ -20,7 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tplab import comm
-from tplab.tp.ops import copy_to_parallel, gather_from_parallel, reduce_from_parallel, split_to_parallel
+from tplab.tp.ops import (
+    copy_to_parallel,
+    gather_from_parallel,
+    reduce_from_parallel,
+    split_to_parallel,
+)
 from tplab.tp.split import shard_range, shard_sizes
 
 
@@ -30,7 +35,7 @@ def _shard(tensor: torch.Tensor, dim: int, sizes: list[int], rank: int) -> nn.Pa
 
 
 class ColumnParallelLinear(nn.Module):
-    """My rows of W (and of b). Output: my shard of the features, or all of them if `gather_output`."""
+    """My rows of W (and of b). Output: my shard of the features, or all if `gather_output`."""
 
     def __init__(self, weight, bias, sizes, group=None, gather_output=False, copy_input=True):
         super().__init__()
@@ -39,11 +44,13 @@ class ColumnParallelLinear(nn.Module):
         self.gather_output, self.copy_input = gather_output, copy_input
 
     @classmethod
-    def from_dense(cls, linear: nn.Linear, group=None, gather_output=False, sizes=None, copy_input=True):
+    def from_dense(cls, linear: nn.Linear, group=None, gather_output=False, sizes=None,
+                   copy_input=True):
         n, rank = dist.get_world_size(group), dist.get_rank(group)
         sizes = sizes or shard_sizes(linear.out_features, n)
         bias = _shard(linear.bias, 0, sizes, rank) if linear.bias is not None else None
-        return cls(_shard(linear.weight, 0, sizes, rank), bias, sizes, group, gather_output, copy_input)
+        weight = _shard(linear.weight, 0, sizes, rank)
+        return cls(weight, bias, sizes, group, gather_output, copy_input)
 
     def forward(self, x):
         if self.copy_input:
@@ -77,7 +84,7 @@ class RowParallelLinear(nn.Module):
         y = F.linear(x, self.weight)
         if torch.is_grad_enabled():
             y = reduce_from_parallel(y, self.group)
-        else:  # inference: sum the fresh partial output in place, no copy (decoding does 60 a token)
+        else:  # inference: sum the fresh partial output in place, no copy (60 a decoded token)
             comm.all_reduce(y, self.group)
         return y + self.bias if self.bias is not None else y
 

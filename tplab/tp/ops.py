@@ -71,8 +71,8 @@ class _SplitToParallel(torch.autograd.Function):
 
 
 def copy_to_parallel(x, group=None):
-    """f: identity forward, all-reduce backward. Put it where a replicated input enters split layers."""
-    if not torch.is_grad_enabled():  # inference: no backward, so nothing to set up (saves ~10 µs a call)
+    """f: identity forward, all-reduce backward. Where a replicated input enters split layers."""
+    if not torch.is_grad_enabled():  # inference: no backward, nothing to set up (~10 µs a call)
         return x
     return _CopyToParallel.apply(x, group)
 

@@ -70,7 +70,8 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
 
 
 def vocab_parallel_cross_entropy(local_logits, target, group=None, vocab_start: int | None = None):
-    """Per-token cross-entropy from this rank's vocabulary columns [..., V_r]; take .mean() for F.cross_entropy's.
+    """Per-token cross-entropy from this rank's vocabulary columns [..., V_r] (.mean(): as
+    F.cross_entropy's default).
 
     `vocab_start`: the first token id this rank holds; by default found from every rank's
     width with one small all-reduce, assuming ranks hold consecutive ranges in rank order.

@@ -1,15 +1,15 @@
-"""Pictures of lesson 04: a real model's bytes, its shards' memory, and where a decoded token's time goes.
+"""Pictures of lesson 04: a model's bytes, its shards' memory, where a decoded token's time goes.
 
 Conventions (the colours of `tplab.viz`): a bar in a rank's colour is that rank's; time
-spent computing is blue, communicating orange, waiting for another rank grey; a prediction is a black outline
-or marker next to the measured bar.
+spent computing is blue, communicating orange, waiting for another rank grey; a prediction is a
+black outline or marker next to the measured bar.
 """
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch, Rectangle
 
-from tplab.tp.split import head_plan, shard_sizes
+from tplab.tp.plan import shard_plan
 from tplab.viz.ranks import rank_color
 
 __all__ = ["rank_bytes", "draw_layer_bytes", "draw_memory_per_rank", "draw_time_split",
@@ -22,19 +22,12 @@ FILE = "#8C8C8C"
 def rank_bytes(config, parts: int, dtype_bytes: int = 4) -> list[int]:
     """Predicted bytes of parameters on each of `parts` ranks (what `load_llama_tp` keeps).
 
-    Per layer: q and o by query heads, k and v by KV heads (`head_plan`), gate/up/down by
-    FFN features (`shard_sizes`), both norms whole; the embedding by vocabulary range (tied
-    to the LM head: stored once); the final norm whole.
+    Each rank's slices of every tensor come from the sharding plan (`tplab.tp.shard_plan`, the
+    one the loader reads by): per layer q and o by query heads, k and v by KV heads, gate/up/down
+    by FFN features, both norms whole; the embedding by vocabulary range (tied to the LM head:
+    stored once); the final norm whole.
     """
-    c, d, h = config, config.head_dim, config.hidden
-    plans = head_plan(c.n_heads, c.n_kv_heads, parts)
-    ffn, vocab = shard_sizes(c.ffn, parts), shard_sizes(c.vocab_size, parts)
-    out = []
-    for r, p in enumerate(plans):
-        q, kv = p["q"][1] - p["q"][0], p["kv"][1] - p["kv"][0]
-        layer = 2 * h * d * (q + kv) + 3 * h * ffn[r] + 2 * h
-        out.append(dtype_bytes * (c.n_layers * layer + vocab[r] * h + h))
-    return out
+    return [dtype_bytes * plan.numel(config) for plan in shard_plan(config, parts)]
 
 
 def draw_layer_bytes(rows, title: str = "SmolLM2-135M: where the bytes are", ax=None):
@@ -48,8 +41,10 @@ def draw_layer_bytes(rows, title: str = "SmolLM2-135M: where the bytes are", ax=
     fp32 = [r[1] / 1e6 for r in rows][::-1]
     packed = [r[2] / 1e6 for r in rows][::-1]
     y = range(len(rows))
-    ax.barh([i + 0.2 for i in y], fp32, height=0.4, color=COMPUTE, label="float32 in memory (what tplab reads)")
-    ax.barh([i - 0.2 for i in y], packed, height=0.4, color=FILE, label="in the GGUF file (Q4_1 / Q8_0)")
+    ax.barh([i + 0.2 for i in y], fp32, height=0.4, color=COMPUTE,
+            label="float32 in memory (what tplab reads)")
+    ax.barh([i - 0.2 for i in y], packed, height=0.4, color=FILE,
+            label="in the GGUF file (Q4_1 / Q8_0)")
     for i, v in zip(y, fp32):
         ax.text(v, i + 0.2, f" {v:.3g}", va="center", fontsize=7)
     ax.set_yticks(list(y), names, fontsize=8)
@@ -81,10 +76,13 @@ def draw_memory_per_rank(measured: dict, predicted: dict, dense_bytes: int, ax=N
     ax.set_xticks(degrees)
     ax.set_xlabel("tensor-parallel degree t (one bar per rank)")
     ax.set_ylabel("parameters per rank (MB, fp32)")
-    ax.set_title("memory per rank: measured (solid) and predicted from head_plan (hatched)", fontsize=10)
+    ax.set_title("memory per rank: measured (solid) and predicted from shard_plan (hatched)",
+                 fontsize=10)
     ax.legend(handles=[Patch(fc=rank_color(0), label="measured: parameter_bytes in each rank"),
-                       Patch(fc="white", ec="black", hatch="////", label="predicted (not launched)"),
-                       plt.Line2D([], [], color="black", ls="--", lw=1, label="dense / t")], fontsize=8)
+                       Patch(fc="white", ec="black", hatch="////",
+                             label="predicted (not launched)"),
+                       plt.Line2D([], [], color="black", ls="--", lw=1, label="dense / t")],
+              fontsize=8)
     return ax
 
 
@@ -99,7 +97,8 @@ def draw_time_split(rows, predicted: dict | None = None, ax=None):
         _, ax = plt.subplots(figsize=(7.2, 3.6))
     labels = []
     for i, row in enumerate(rows):
-        parts = [(row["compute_ms"], COMPUTE), (row.get("wait_ms", 0.0), WAIT), (row["comm_ms"], COMM)]
+        parts = [(row["compute_ms"], COMPUTE), (row.get("wait_ms", 0.0), WAIT),
+                 (row["comm_ms"], COMM)]
         bottom = 0.0
         for value, color in parts:
             ax.bar(i, value, bottom=bottom, color=color, width=0.6)
@@ -116,15 +115,17 @@ def draw_time_split(rows, predicted: dict | None = None, ax=None):
         handles.append(Patch(color=WAIT, label="waiting for another rank"))
     handles.append(Patch(color=COMM, label="communicating (all-reduce)"))
     if predicted:
-        handles.append(plt.Line2D([], [], color="black", marker="D", ls="", ms=5, label="predicted"))
+        handles.append(plt.Line2D([], [], color="black", marker="D", ls="", ms=5,
+                                  label="predicted"))
     ax.legend(handles=handles, fontsize=8, loc="upper left")
     ax.margins(y=0.15)
     return ax
 
 
 def draw_predicted_vs_measured(labels, bytes_ms, latency_ms, measured_ms, ax=None,
-                               title: str = "predicted (bytes / bandwidth + all-reduces × latency) and measured"):
-    """For each case: a predicted bar (bytes term, then latency term stacked) beside the measured bar."""
+                               title: str = "predicted (bytes / bandwidth + all-reduces × latency) "
+                                            "and measured"):
+    """For each case: a predicted bar (bytes term, latency term stacked) beside the measured bar."""
     if ax is None:
         _, ax = plt.subplots(figsize=(1.5 * len(labels) + 2.5, 3.4))
     for i, (b, lat, m) in enumerate(zip(bytes_ms, latency_ms, measured_ms)):
@@ -144,10 +145,12 @@ def draw_predicted_vs_measured(labels, bytes_ms, latency_ms, measured_ms, ax=Non
 
 
 def draw_attention_slices(slices, out_rows: dict, hidden: int, head_dim: int, title: str = ""):
-    """Where each rank's slices sit in one layer's four attention weights ([out, in], as torch stores them).
+    """Where each rank's slices sit in one layer's four attention weights ([out, in], as torch
+    stores them).
 
-    `slices`: per rank, {"q": (r0, r1), "k": ..., "v": ... row ranges, "o": (c0, c1) a column range},
-    a range None where the slice is not a block of the file's weight. `out_rows`: {"q": 576, "k": 192, ...}.
+    `slices`: per rank, {"q": (r0, r1), "k": ..., "v": ... row ranges, "o": (c0, c1) a column
+    range}, a range None where the slice is not a block of the file's weight. `out_rows`:
+    {"q": 576, "k": 192, ...}.
     Thin grey lines mark heads; each rank draws in its own lane, so replicated rows show twice.
     """
     fig, axes = plt.subplots(1, 4, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1, 1, 1, 1]})
@@ -158,8 +161,8 @@ def draw_attention_slices(slices, out_rows: dict, hidden: int, head_dim: int, ti
         heads = (rows if name != "o" else cols) // head_dim
         for j in range(1, heads):
             pos = j / heads
-            ax.plot([0, 1] if name != "o" else [pos, pos], [1 - pos, 1 - pos] if name != "o" else [0, 1],
-                    color="#cccccc", lw=0.6)
+            xs, ys = ([0, 1], [1 - pos, 1 - pos]) if name != "o" else ([pos, pos], [0, 1])
+            ax.plot(xs, ys, color="#cccccc", lw=0.6)
         for r, sl in enumerate(slices):
             span = sl.get(name)
             lane = (r / n, (r + 1) / n)
