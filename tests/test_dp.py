@@ -1,4 +1,6 @@
 """Data parallelism against one process: same parameters, on every rank, whatever the buckets."""
+import time
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -37,7 +39,8 @@ def make_model():
 
 def batches(steps, world_size):
     g = torch.Generator().manual_seed(123)
-    return [torch.randint(0, VOCAB, (world_size * PER_RANK, SEQ + 1), generator=g) for _ in range(steps)]
+    shape = (world_size * PER_RANK, SEQ + 1)
+    return [torch.randint(0, VOCAB, shape, generator=g) for _ in range(steps)]
 
 
 def loss_of(model, rows):
@@ -82,8 +85,10 @@ def assert_matches_single(results, steps, world_size):
     reference = train_single(steps, world_size)
     for rank, (state, _, _) in enumerate(results):
         for name, value in state.items():
-            assert torch.equal(value, results[0][0][name]), f"rank {rank} differs from rank 0 in {name}"
-            torch.testing.assert_close(value, reference[name], rtol=0, atol=1e-6, msg=f"{name} vs one process")
+            assert torch.equal(value, results[0][0][name]), \
+                f"rank {rank} differs from rank 0 in {name}"
+            torch.testing.assert_close(value, reference[name], rtol=0, atol=1e-6,
+                                       msg=f"{name} vs one process")
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
@@ -134,7 +139,8 @@ def test_dp_inference_gathers_outputs_in_order_uneven_split(world_size):
 
 def test_gather_batch_handles_empty_shards():
     def gather():
-        local = torch.arange(dist.get_rank() * 2, dtype=torch.float32).reshape(-1, 1)  # 0, 2, 4 rows
+        rows = dist.get_rank() * 2  # 0, 2, 4 rows
+        local = torch.arange(rows, dtype=torch.float32).reshape(-1, 1)
         return gather_batch(local)
 
     out = tplab.launch(gather, 3)[0]
@@ -174,3 +180,32 @@ def test_second_backward_without_finishing_is_refused():
 
     with pytest.raises(tplab.WorkerError, match="second backward before finish_gradient_sync"):
         tplab.launch(twice, 1)
+
+
+def _timed_step(timeline):
+    from tplab.comm import hooks
+
+    model = DataParallel(make_model(), bucket_mb=0.0005, timeline=timeline)
+    ids = batches(1, 1)[0][:, :-1]
+    for _ in range(2):  # the second step's events replace the first's
+        model(ids).sum().backward()
+        backward_end = time.perf_counter()
+        listening = len(hooks.subscribers)
+        model.finish_gradient_sync()
+    return model.events, len(model.buckets), backward_end, listening, len(hooks.subscribers)
+
+
+def test_timeline_has_each_buckets_launch_completion_and_collection_from_the_hooks():
+    for events, buckets, backward_end, listening, after in tplab.launch(_timed_step, 2, True):
+        assert listening == 1 and after == 0  # subscribed for the step only
+        assert [kind for kind, _, _ in events].count("forward") == 1 and events[0][0] == "forward"
+        kinds = ("launch", "complete", "done")
+        times = {kind: {b: t for k, b, t in events if k == kind} for kind in kinds}
+        for kind in times:
+            assert sorted(times[kind]) == list(range(buckets)), (kind, events)
+            assert [k for k, _, _ in events].count(kind) == buckets, (kind, events)
+        for b in range(buckets):
+            assert times["launch"][b] <= times["complete"][b] <= times["done"][b], (b, events)
+        assert times["launch"][0] < backward_end  # the first bucket left during backward
+    for events, _, _, listening, after in tplab.launch(_timed_step, 2, False):
+        assert events == [] and listening == after == 0  # no timeline: nothing kept, no subscriber

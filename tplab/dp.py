@@ -13,6 +13,10 @@ them), and each bucket's all-reduce starts, asynchronously, as soon as its last 
 is ready — so communication overlaps the rest of backward. Buckets are launched in
 bucket order on every rank, which keeps the collectives matched across ranks.
 `bucket_mb=0` is the naive version: one blocking all-reduce per parameter after backward.
+
+All of it goes through `tplab.comm.all_reduce` (asynchronous, so torch.distributed's route,
+as DDP's), which reports to `tplab.comm.hooks`: the tracer counts these all-reduces, and
+`timeline=True` subscribes to learn when each bucket's all-reduce started and completed.
 """
 from __future__ import annotations
 
@@ -35,8 +39,10 @@ def shard_batch(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor
 
 def gather_batch(local: torch.Tensor, group=None) -> torch.Tensor:
     """Concatenate every rank's `local` rows in rank order (sizes may differ), on every rank."""
-    sizes = [torch.zeros(1, dtype=torch.int64, device=local.device) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(sizes, torch.tensor([local.shape[0]], device=local.device), group=group)  # NCCL: on the GPU
+    n = dist.get_world_size(group)
+    sizes = [torch.zeros(1, dtype=torch.int64, device=local.device) for _ in range(n)]
+    mine = torch.tensor([local.shape[0]], device=local.device)  # NCCL: on the GPU
+    dist.all_gather(sizes, mine, group=group)
     return comm.all_gather(local, [int(s) for s in sizes], dim=0, group=group)
 
 
@@ -52,7 +58,7 @@ class _Bucket:
         self.params = params
         self.ready: set[int] = set()
         self.flat: torch.Tensor | None = None
-        self.work = None
+        self.work = None  # its all-reduce, once launched
 
     def fill(self) -> torch.Tensor:
         """Copy the gradients into one flat buffer (zeros for a parameter without one)."""
@@ -68,12 +74,20 @@ class DataParallel(nn.Module):
         loss_fn(model(x_local), y_local).backward()   # all-reduces start during backward
         model.finish_gradient_sync()                   # wait, average
         optimizer.step()
+
+    timeline=True keeps, in `self.events`, the latest step's (what, bucket, time.perf_counter()):
+    "forward" (bucket -1) when it began, "ready" when a parameter's gradient arrived, "launch"
+    and "complete" when a bucket's all-reduce started and completed (from `tplab.comm.hooks`:
+    completion is the Work's future's), "done" when finish_gradient_sync had it back.
+    Lesson 02 draws its timeline from these.
     """
 
-    def __init__(self, module: nn.Module, bucket_mb: float = 25.0, group=None):
+    def __init__(self, module: nn.Module, bucket_mb: float = 25.0, group=None,
+                 timeline: bool = False):
         super().__init__()
         if bucket_mb < 0:
-            raise ValueError(f"bucket_mb must be >= 0 (0 = one all-reduce per parameter), got {bucket_mb}")
+            raise ValueError(f"bucket_mb must be >= 0 (0 = one all-reduce per parameter), "
+                             f"got {bucket_mb}")
         self.module, self.group, self.bucket_mb = module, group, bucket_mb
         self.world_size = dist.get_world_size(group)
         self._syncing = True
@@ -84,15 +98,17 @@ class DataParallel(nn.Module):
         # module.parameters() yields a tied parameter once: it is bucketed, and reduced, once
         trainable = [p for p in module.parameters() if p.requires_grad]
         self.buckets = self._make_buckets(trainable[::-1]) if bucket_mb > 0 else []
-        self._where = {id(p): (b, i) for b, bucket in enumerate(self.buckets) for i, p in enumerate(bucket.params)}
+        self._where = {id(p): (b, i) for b, bucket in enumerate(self.buckets)
+                       for i, p in enumerate(bucket.params)}
         self._trainable = trainable
         self._next_launch = 0
-        # (what, bucket index, time.perf_counter()) of the latest step: ("forward", -1) first,
-        # then "ready" when a parameter's gradient arrives, "launch" when a bucket's all-reduce starts, "done"
-        # when finish_gradient_sync has it back. Lesson 02 draws its timeline from these.
+        self.timeline = timeline
         self.events: list[tuple[str, int, float]] = []
-        self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in trainable] \
-            if bucket_mb > 0 else []
+        self._launching: int | None = None     # the bucket whose all-reduce is being started
+        self._bucket_of: dict = {}             # a launched all-reduce (its Collective) -> bucket
+        self._subscription = None
+        self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready)
+                       for p in trainable] if bucket_mb > 0 else []
 
     def _make_buckets(self, params: list[nn.Parameter]) -> list[_Bucket]:
         limit = self.bucket_mb * 2**20
@@ -108,9 +124,20 @@ class DataParallel(nn.Module):
         return buckets
 
     def forward(self, *args, **kwargs):
-        if self._syncing:
+        if self._syncing and self.timeline:
             self.events = [("forward", -1, time.perf_counter())]
+            if self._subscription is None:  # until finish_gradient_sync: tplab's calls only
+                self._subscription = comm.hooks.subscribe(self._on_collective, direct=False)
         return self.module(*args, **kwargs)
+
+    def _on_collective(self, kind: str, call) -> None:
+        """Subscribed to tplab.comm.hooks while a step is timed: the buckets' launch and
+        completion times (completion on gloo's thread, from the Work's future)."""
+        if kind == "start" and self._launching is not None:  # (called inside comm.all_reduce)
+            self._bucket_of[call] = self._launching
+            self.events.append(("launch", self._launching, call.start))
+        elif kind == "end" and call in self._bucket_of:
+            self.events.append(("complete", self._bucket_of.pop(call), call.end))
 
     @contextlib.contextmanager
     def no_sync(self):
@@ -126,37 +153,42 @@ class DataParallel(nn.Module):
         if not self._syncing:
             return
         b, i = self._where[id(param)]
-        if i in self.buckets[b].ready:  # its bucket may already be on its way: the new gradient would be lost
-            raise RuntimeError("a second backward before finish_gradient_sync(): call finish_gradient_sync() "
-                               "after each backward, or accumulate gradients inside `with model.no_sync():`")
+        if i in self.buckets[b].ready:  # its bucket may be on its way: this gradient would be lost
+            raise RuntimeError("a second backward before finish_gradient_sync(): call "
+                               "finish_gradient_sync() after each backward, or accumulate "
+                               "gradients inside `with model.no_sync():`")
         self.buckets[b].ready.add(i)
-        self.events.append(("ready", b, time.perf_counter()))
+        if self.timeline:
+            self.events.append(("ready", b, time.perf_counter()))
         self._launch_ready_buckets()
 
     def _launch_ready_buckets(self, force: bool = False) -> None:
-        """Start all-reduces for complete buckets, strictly in bucket order (the same on every rank)."""
+        """Start all-reduces for complete buckets, strictly in bucket order (the same on every
+        rank)."""
         while self._next_launch < len(self.buckets):
             bucket = self.buckets[self._next_launch]
             if not force and len(bucket.ready) < len(bucket.params):
                 return
-            self.events.append(("launch", self._next_launch, time.perf_counter()))
-            bucket.work = dist.all_reduce(bucket.fill(), group=self.group, async_op=True)
+            self._launching = self._next_launch
+            bucket.work = comm.all_reduce(bucket.fill(), self.group, async_op=True)
+            self._launching = None
             self._next_launch += 1
 
     def finish_gradient_sync(self) -> None:
         """Wait for the all-reduces and leave the average gradient in every parameter's .grad."""
-        if not self.buckets:  # naive: one blocking all-reduce per parameter
-            for p in self._trainable:
+        if not self.buckets:  # naive: one all-reduce per parameter, each waited for at once
+            for p in self._trainable:  # (on torch's route, as the buckets: only bucketing differs)
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-                dist.all_reduce(p.grad, group=self.group)
+                comm.all_reduce(p.grad, self.group, async_op=True).wait()
                 p.grad.div_(self.world_size)
             return
         self._launch_ready_buckets(force=True)  # buckets a parameter without a gradient held back
         with torch.no_grad():
             for b, bucket in enumerate(self.buckets):
                 bucket.work.wait()
-                self.events.append(("done", b, time.perf_counter()))
+                if self.timeline:
+                    self.events.append(("done", b, time.perf_counter()))
                 bucket.flat.div_(self.world_size)
                 offset = 0
                 for p in bucket.params:
@@ -169,3 +201,7 @@ class DataParallel(nn.Module):
                 bucket.ready.clear()
                 bucket.flat, bucket.work = None, None
         self._next_launch = 0
+        if self._subscription is not None:  # every completion is in: stop listening
+            self._subscription.remove()
+            self._subscription = None
+            self._bucket_of.clear()

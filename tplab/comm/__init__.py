@@ -57,7 +57,8 @@ def all_reduce(tensor: torch.Tensor, group=None, op: str = "sum", async_op: bool
     in the background, and returns its Work to `.wait()` on (its completion is reported to
     `hooks` subscribers from the Work's future)."""
     if async_op:
-        call = _listening and hooks.begin("all_reduce", _nbytes(tensor), "torch", group, True)
+        nbytes = _nbytes(tensor)
+        call = hooks.begin("all_reduce", nbytes, "torch", group, True) if _listening else None
         with torch.no_grad():
             work = _torch_all_reduce(tensor, op=_TORCH_OPS[op], group=group, async_op=True)
         return hooks.track(call, work)
@@ -68,13 +69,13 @@ def all_reduce(tensor: torch.Tensor, group=None, op: str = "sum", async_op: bool
         impl = "shm"
     else:
         impl = "torch"
-    call = _listening and hooks.begin("all_reduce", _nbytes(tensor), impl, group)
+    call = hooks.begin("all_reduce", _nbytes(tensor), impl, group) if _listening else None
     if impl == "shm":
         route.all_reduce(tensor, op)
     elif impl == "torch":
         with torch.no_grad():
             _torch_all_reduce(tensor, op=_TORCH_OPS[op], group=group)
-    if call:
+    if call is not None:
         hooks.end(call)
     return tensor
 
@@ -91,9 +92,9 @@ def all_gather(tensor: torch.Tensor, sizes: list[int], dim: int = -1, group=None
     padded = rows.new_zeros((max(sizes), *rows.shape[1:]))
     padded[: rows.shape[0]] = rows
     pieces = [torch.empty_like(padded) for _ in sizes]
-    call = _listening and hooks.begin("all_gather", _nbytes(padded), "torch", group)
+    call = hooks.begin("all_gather", _nbytes(padded), "torch", group) if _listening else None
     _torch_all_gather(pieces, padded, group=group)
-    if call:
+    if call is not None:
         hooks.end(call)
     return torch.cat([p[:size] for p, size in zip(pieces, sizes)]).movedim(0, dim)
 
