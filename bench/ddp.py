@@ -5,8 +5,10 @@
 
 Prints one JSON object per line, e.g.
     {"impl": "bucketed", "world_size": 2, "median_step_ms": 41.3}
-impl: "naive"     tplab.dp.DataParallel(bucket_mb=0): one blocking all-reduce per parameter after backward
+impl: "naive"     tplab.dp.DataParallel(bucket_mb=0): one all-reduce per parameter after backward,
+                  each waited for
       "bucketed"  tplab.dp.DataParallel(bucket_mb=25): async all-reduce per bucket, during backward
+(both through tplab.comm.all_reduce on torch.distributed's route: gloo here, as DDP's)
       "torch_ddp" torch.nn.parallel.DistributedDataParallel(bucket_cap_mb=25)
 
 Method: one launch of 2 ranks; the same model (an MLP of many small layers, so that
@@ -83,14 +85,18 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--world-size", type=int, default=2)
     parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--depth", type=int, default=24, help="hidden layers (4 parameter tensors each: linear and norm weight and bias)")
+    parser.add_argument("--depth", type=int, default=24,
+                        help="hidden layers (4 parameter tensors each: linear and norm "
+                             "weight and bias)")
     parser.add_argument("--batch", type=int, default=32, help="rows per rank")
     args = parser.parse_args(argv)
     rounds = 10 if args.quick else 60
-    per_rank = tplab.launch(worker, args.world_size, rounds, args.width, args.depth, args.batch, timeout=600)
+    per_rank = tplab.launch(worker, args.world_size, rounds, args.width, args.depth, args.batch,
+                            timeout=600)
     for impl in IMPLS:
         slowest = max(r[impl] for r in per_rank)
-        print(json.dumps({"impl": impl, "world_size": args.world_size, "median_step_ms": round(slowest, 3)}))
+        print(json.dumps({"impl": impl, "world_size": args.world_size,
+                          "median_step_ms": round(slowest, 3)}))
 
 
 if __name__ == "__main__":
