@@ -1,7 +1,7 @@
 """The child side of `tplab.launch`: what one forked rank does, from fork to exit.
 
 Order matters here. The thread count is set before any torch work, output goes to files
-the parent replays, the rank dies with its parent, the rendezvous uses torchrun's variables,
+the parent replays (`output.py`), the rank dies with its parent, the rendezvous uses torchrun's variables,
 and whatever happens the parent hears one message — the result, or the error stamped with
 the time it happened (so the parent can tell the root cause from its echoes). A rank
 started from the forkserver first takes on the launching process's environment and
@@ -16,7 +16,6 @@ import importlib
 import io
 import os
 import pickle
-import re
 import signal
 import socket
 import sys
@@ -24,11 +23,11 @@ import threading
 import time
 import types
 from datetime import timedelta
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from tplab.ranks import output
 from tplab.ranks.errors import Failure
 
 WORKER_FLAG = "TPLAB_LAUNCH_WORKER"
@@ -103,7 +102,7 @@ def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
         _refuse_more_threads(job.threads)
     os.setpgid(0, 0)  # own process group: the parent can kill the rank and all it started
     _die_with_parent(parent_pid)
-    _redirect_output(tmp, rank)
+    output.redirect_output(tmp, rank)
     # all_threads: the kernel may hand SIGUSR1 to any thread (gloo's, OpenMP's); with
     # all_threads=False a signal that lands on a thread Python does not know writes nothing
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
@@ -136,8 +135,9 @@ def _run(job: Job, rank: int, conn) -> int:
     try:
         conn.send_bytes(_dumps(message))
     except Exception as exc:  # the result would not pickle
-        conn.send_bytes(pickle.dumps(("error", Failure.from_exception(rank, TypeError(
-            f"the value returned by rank {rank} could not be sent back: {exc}"), time.monotonic()))))
+        unsent = TypeError(f"the value returned by rank {rank} could not be sent back: {exc}")
+        conn.send_bytes(pickle.dumps(("error", Failure.from_exception(rank, unsent,
+                                                                      time.monotonic()))))
     finally:
         conn.close()
     if dist.is_initialized() and message[0] == "ok":
@@ -160,7 +160,8 @@ def _refuse_more_threads(limit: int) -> None:
             raise RuntimeError(
                 f"torch.set_num_threads({n}) in a rank forked with threads={limit} can hang "
                 f"(OpenMP's thread pool does not survive fork). Ask the launch instead: "
-                f"tplab.launch(fn, world_size, threads={n}) starts such ranks from a clean process.")
+                f"tplab.launch(fn, world_size, threads={n}) starts such ranks from a clean "
+                f"process.")
         original(n)
 
     torch.set_num_threads = set_num_threads
@@ -205,7 +206,8 @@ def loopback_interface() -> str:
         names = [name for _, name in socket.if_nameindex()]
     except (OSError, AttributeError):
         names = []
-    return next((n for n in ("lo", "lo0") if n in names), "lo0" if sys.platform == "darwin" else "lo")
+    fallback = "lo0" if sys.platform == "darwin" else "lo"
+    return next((n for n in ("lo", "lo0") if n in names), fallback)
 
 
 def _to_cpu(value):
@@ -252,63 +254,3 @@ def _watch_launcher(pid: int) -> None:
     while _alive(pid):
         time.sleep(0.5)
     os._exit(1)
-
-
-def _paths(tmp: str, rank: int) -> tuple[Path, Path]:
-    return Path(tmp) / f"rank{rank}.out", Path(tmp) / f"rank{rank}.err"
-
-
-def _redirect_output(tmp: str, rank: int) -> None:
-    """Point fds 1 and 2 (C code's output too) and sys.stdout/err at this rank's files."""
-    for fd, path in zip((1, 2), _paths(tmp, rank)):
-        f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(f, fd)
-        os.close(f)
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-    faulthandler.enable(file=sys.stderr)  # a segfault leaves a stack behind
-
-
-def started(tmp: str, rank: int) -> bool:
-    """Whether `rank` got as far as redirecting its output (its files exist)."""
-    return _paths(tmp, rank)[1].exists()
-
-
-def read_output(tmp: str, rank: int) -> tuple[str, str]:
-    """(stdout, stderr) that `rank` wrote; empty if it never got that far."""
-    texts = []
-    for path in _paths(tmp, rank):
-        try:
-            texts.append(path.read_text(errors="replace"))
-        except FileNotFoundError:
-            texts.append("")
-    return texts[0], texts[1]
-
-
-_THREAD_HEADER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$"
-                            r"|^Stack \(most recent call first\):$", re.MULTILINE)
-
-
-def _dump_start(err: str) -> int:
-    """Where faulthandler's dump begins in a rank's stderr, or -1."""
-    found = _THREAD_HEADER.search(err)
-    return found.start() if found else -1
-
-
-def strip_stack_dump(err: str) -> str:
-    """stderr without a faulthandler dump (that goes into the timeout error instead)."""
-    cut = _dump_start(err)
-    return err if cut < 0 else err[:cut]
-
-
-def stack_dump(err: str) -> str:
-    """The main thread's stack from the faulthandler dump a stuck rank wrote on SIGUSR1, if any.
-
-    faulthandler lists threads newest first, so the main thread (where `fn` runs) is the last block.
-    """
-    headers = list(_THREAD_HEADER.finditer(err))
-    if not headers:
-        return ""
-    lines = err[headers[-1].start():].splitlines()
-    inner = [i for i, line in enumerate(lines) if __file__ in line]  # frames below fn are tplab's
-    return "\n".join(lines[:inner[0]] if inner else lines)

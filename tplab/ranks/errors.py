@@ -12,6 +12,8 @@ import re
 import signal
 import traceback
 
+from tplab.ranks.output import stack_dump
+
 _ECHO = re.compile(
     r"connection closed|connection reset|broken pipe|ECONNRESET|EPIPE|"
     r"Connection refused|peer closed|remote process exited|socket closed",
@@ -91,7 +93,6 @@ class WorkerError(RuntimeError):
                   failures: dict[int, Failure], returned=()) -> "WorkerError":
         """Say which ranks returned, which were waiting in a collective, which were computing,
         and what that pattern usually means."""
-        from tplab.ranks.child import stack_dump
         dumps = {r: stack_dump(stacks.get(r, "")) for r in stuck}
         # A rank whose innermost frame is in torch.distributed (or tplab.comm) waits for a peer.
         waiting = [r for r in stuck if _in_collective(_innermost_frame(dumps[r]))]
@@ -127,19 +128,20 @@ def _advice(waiting, computing, returned, failures) -> str:
                 f"which never joined it: look at {_ranks(computing)} first (its stack is below).")
     if waiting and returned:
         return (f"{_ranks(returned).capitalize()} returned without calling the collective that "
-                f"{_ranks(waiting)} waited in: every rank must call the same collectives in the same "
-                f"order (look for a collective inside an `if rank == ...` or a loop whose length "
-                f"differs by rank).")
+                f"{_ranks(waiting)} waited in: every rank must call the same collectives in the "
+                f"same order (look for a collective inside an `if rank == ...` or a loop whose "
+                f"length differs by rank).")
     if waiting and failures:
         return "A rank failed while its peers waited for it in a collective: see the failure below."
     if waiting:
-        return ("Every running rank was waiting in a collective: they called different collectives, "
-                "or the same ones in a different order, or with different sizes. debug=True "
-                "(TORCH_DISTRIBUTED_DEBUG=DETAIL) names a mismatch at once.")
-    return ("No rank was waiting for another: the work itself did not finish in time. Give it more "
-            "time (timeout=...), or less work; a rank stuck inside a matrix product with threads > 1 "
-            "after fork is the fork-after-OpenMP hang (launch(..., start_method='forkserver') "
-            "avoids it, and is the default for threads > 1).")
+        return ("Every running rank was waiting in a collective: they called different "
+                "collectives, or the same ones in a different order, or with different sizes. "
+                "debug=True (TORCH_DISTRIBUTED_DEBUG=DETAIL) names a mismatch at once.")
+    return ("No rank was waiting for another: the work itself did not finish in time. Give it "
+            "more time (timeout=...), or less work; a rank stuck inside a matrix product with "
+            "threads > 1 after fork is the fork-after-OpenMP hang "
+            "(launch(..., start_method='forkserver') avoids it, and is the default for "
+            "threads > 1).")
 
 
 def _in_collective(frame: str) -> bool:

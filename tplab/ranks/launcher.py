@@ -6,16 +6,16 @@ Why this exists: starting ranks from Jupyter is where distributed code usually g
 stray processes outlive the cell. `launch` starts the ranks, hosts the rendezvous store
 itself on 127.0.0.1, gives every rank torchrun's environment variables (so the same
 worker runs under `torchrun`), supervises them against one deadline, names the rank that
-failed first with its traceback, and kills every rank before it returns. The child side
-lives in `tplab/ranks/child.py`.
+failed first with its traceback, and kills every rank before it returns.
 
-How ranks come to exist (fork, or a clean fork server: `start_method`) is decided in
-`tplab/ranks/start.py`; the error path, deadlines, output replay, cleanup and torchrun environment
-here are the same for every start method.
+Here is the parent side. How ranks come to exist (fork, or a clean fork server:
+`start_method`) is decided in `start.py`, what a rank does in `child.py`, how its output comes
+back in `output.py`, how failures are reported in `errors.py`; the deadline, error path,
+output replay, cleanup and torchrun environment are the same for every start method. Under
+`torchrun` nothing is started here: `torchrun.py` runs the function in this process.
 """
 from __future__ import annotations
 
-import atexit
 import os
 import pickle
 import shutil
@@ -29,7 +29,7 @@ from multiprocessing.connection import wait
 import torch
 import torch.distributed as dist
 
-from tplab.ranks import child as _rank
+from tplab.ranks import child, output, torchrun
 from tplab.ranks import start as rank_start
 from tplab.ranks.errors import Failure, WorkerError, choose_root_cause
 
@@ -49,7 +49,8 @@ def pick_backend(world_size: int, backend: str | None = None) -> str:
 
 
 def launch(fn, world_size: int, *args, backend: str | None = None, timeout: float = 60.0,
-           debug: bool = False, threads: int = 1, start_method: str | None = None, **kwargs) -> list:
+           debug: bool = False, threads: int = 1, start_method: str | None = None,
+           **kwargs) -> list:
     """Run `fn(*args, **kwargs)` on `world_size` ranks; return their results in rank order.
 
     Inside `fn` the default process group is ready (`dist.get_rank()`, collectives) and
@@ -73,9 +74,10 @@ def launch(fn, world_size: int, *args, backend: str | None = None, timeout: floa
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1 (torch threads per rank), got {threads!r}")
-    if _under_torchrun():
-        return _run_here(fn, world_size, args, kwargs, backend, timeout, debug)
+        raise ValueError(
+            f"threads must be an integer >= 1 (torch threads per rank), got {threads!r}")
+    if torchrun.under_torchrun():
+        return torchrun.run_here(fn, world_size, args, kwargs, backend, timeout, debug)
     backend = pick_backend(world_size, backend)
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise ValueError(f"backend 'nccl' needs one GPU per rank: {world_size} ranks, "
@@ -92,58 +94,14 @@ def launch(fn, world_size: int, *args, backend: str | None = None, timeout: floa
     return _Launch(fn, world_size, args, kwargs, backend, timeout, debug, threads, method).run()
 
 
-def _under_torchrun() -> bool:
-    return "TORCHELASTIC_RUN_ID" in os.environ and _rank.WORKER_FLAG not in os.environ
-
-
-def _run_here(fn, world_size, args, kwargs, backend, timeout, debug):
-    """Under torchrun: this process is one rank; run fn here and share the results."""
-    env_world = int(os.environ["WORLD_SIZE"])
-    if env_world != world_size:
-        raise ValueError(f"launch asked for {world_size} ranks but torchrun started {env_world} "
-                         f"(--nproc-per-node x --nnodes); make them agree.")
-    if not dist.is_initialized():
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        backend = backend or ("nccl" if torch.cuda.device_count() > local else "gloo")
-        if debug:
-            dist.set_debug_level(dist.DebugLevel.DETAIL)
-        if os.environ.get("MASTER_ADDR") in ("127.0.0.1", "localhost"):
-            os.environ.setdefault("GLOO_SOCKET_IFNAME", _rank.loopback_interface())  # one host: loopback
-        if backend == "nccl":
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
-        atexit.register(_leave_group)  # we made the group: take it down cleanly at exit
-    result = fn(*args, **kwargs)
-    gathered = [None] * world_size
-    dist.all_gather_object(gathered, result)
-    global _finished
-    _finished = True
-    return gathered
-
-
-_finished = False  # this torchrun rank got through fn and the gather: its peers will meet it at exit
-
-
-def _leave_group() -> None:
-    """Meet the other ranks, then destroy the group: a rank that exits while a peer's gloo
-    threads still talk to it can abort ("terminate called without an active exception").
-    A rank that failed does not wait for the others (they may be stuck in another collective):
-    it takes its group down and leaves, so torchrun sees the failure at once."""
-    if dist.is_initialized():
-        try:
-            if _finished:
-                dist.barrier()
-        finally:
-            dist.destroy_process_group()
-
-
 class _Launch:
     """One launch: start the ranks, watch them against the deadline, clean up, report."""
 
     def __init__(self, fn, world_size, args, kwargs, backend, timeout, debug, threads, method):
         self.world_size, self.timeout, self.method = world_size, float(timeout), method
-        self.job = _rank.Job(fn=fn, args=args, kwargs=kwargs, backend=backend, world_size=world_size,
-                             timeout=float(timeout), debug=debug, threads=threads)
+        self.job = child.Job(fn=fn, args=args, kwargs=kwargs, backend=backend,
+                             world_size=world_size, timeout=float(timeout), debug=debug,
+                             threads=threads)
         self.results: dict[int, object] = {}
         self.failures: dict[int, Failure] = {}
         self.procs: list = []
@@ -177,9 +135,9 @@ class _Launch:
         finally:  # KeyboardInterrupt included: no rank outlives the launch
             self._kill_all()
             del store
-            outputs = [_rank.read_output(self.tmp, r) for r in range(self.world_size)]
+            outputs = [output.read_output(self.tmp, r) for r in range(self.world_size)]
             shutil.rmtree(self.tmp, ignore_errors=True)
-        _replay(outputs)
+        output.replay(outputs)
         if stuck:
             raise WorkerError.timed_out(self.timeout, stuck, {r: outputs[r][1] for r in stuck},
                                         self.failures, returned=sorted(self.results))
@@ -188,7 +146,8 @@ class _Launch:
         return [self.results[r] for r in range(self.world_size)]
 
     def _supervise(self, readers) -> list[int]:
-        """Collect results until every rank is done; return the ranks still running at the deadline."""
+        """Collect results until every rank is done; return the ranks still running at the
+        deadline."""
         deadline = time.monotonic() + self.timeout
         grace_until = None
         pending = set(range(self.world_size))
@@ -212,15 +171,17 @@ class _Launch:
         return []
 
     def _collect(self, rank, reader) -> bool:
-        """Read what `rank` sent, if anything; True once the rank has finished one way or another."""
+        """Read what `rank` sent, if anything; True once the rank has finished one way or
+        another."""
         if reader.poll():
             try:
                 kind, payload = pickle.loads(reader.recv_bytes())
             except (EOFError, OSError):  # it died before sending anything
                 kind, payload = None, None
             except Exception as exc:  # a result that pickles but does not unpickle here
-                kind, payload = "error", Failure.from_exception(rank, RuntimeError(
-                    f"the value returned by rank {rank} could not be received: {exc!r}"), time.monotonic())
+                unreadable = RuntimeError(
+                    f"the value returned by rank {rank} could not be received: {exc!r}")
+                kind, payload = "error", Failure.from_exception(rank, unreadable, time.monotonic())
             if kind == "ok":
                 self.results[rank] = payload
                 return True
@@ -233,14 +194,15 @@ class _Launch:
         proc.join()
         if rank not in self.results and rank not in self.failures:
             self.failures[rank] = Failure.died(rank, proc.exitcode)
-            if self.method != "fork" and not _rank.started(self.tmp, rank):
+            if self.method != "fork" and not output.started(self.tmp, rank):
                 self.failures[rank].message += (
                     f", before it started (start_method {self.method!r}); its error, if any, went "
                     f"to this process's stderr: the terminal, or Jupyter's log under `tplab lab`")
         return True
 
     def _dump_stacks(self, ranks):
-        """Ask stuck ranks to write their Python stacks (faulthandler on SIGUSR1) before they are killed."""
+        """Ask stuck ranks to write their Python stacks (faulthandler on SIGUSR1) before they
+        are killed."""
         for r in ranks:
             try:
                 os.kill(self.procs[r].pid, signal.SIGUSR1)
@@ -250,7 +212,7 @@ class _Launch:
         # rank at once: wait (briefly) until every dump is there, or a stuck rank looks idle
         until = time.monotonic() + _DUMP_WAIT_S
         while ranks and time.monotonic() < until:
-            if all(_rank.stack_dump(_rank.read_output(self.tmp, r)[1]) for r in ranks):
+            if all(output.stack_dump(output.read_output(self.tmp, r)[1]) for r in ranks):
                 time.sleep(0.1)  # the rest of a dump that has begun
                 break
             time.sleep(0.05)
@@ -268,14 +230,3 @@ class _Launch:
                         pass
         for p in self.procs:
             p.join(timeout=5)
-
-
-def _replay(outputs):
-    """Print each rank's stdout (then stderr) here, in rank order, so notebook output is deterministic."""
-    for rank, (out, _err) in enumerate(outputs):
-        for line in out.splitlines():
-            print(f"[rank {rank}] {line}")
-    for rank, (_out, err) in enumerate(outputs):
-        for line in _rank.strip_stack_dump(err).splitlines():
-            print(f"[rank {rank}] {line}", file=sys.stderr)
-    sys.stdout.flush()

@@ -28,7 +28,7 @@ import os
 import pickle
 import sys
 
-from tplab.ranks import child as _rank
+from tplab.ranks import child
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -39,8 +39,8 @@ def pick_start_method(threads: int, backend: str, start_method: str | None = Non
     available = mp.get_all_start_methods()
     if start_method is not None:
         if start_method not in START_METHODS:
-            raise ValueError(f"start_method must be one of {START_METHODS} or None (choose for me), "
-                             f"not {start_method!r}")
+            raise ValueError(f"start_method must be one of {START_METHODS} or None (choose for "
+                             f"me), not {start_method!r}")
         if start_method not in available:
             raise ValueError(f"start_method {start_method!r} is not available on this platform "
                              f"({sys.platform}); use one of {available}")
@@ -95,14 +95,15 @@ def context(method: str, job):
     forked (a copy of this process has it already), its cloudpickle bytes otherwise."""
     ctx = mp.get_context(method)
     if method == "fork":
-        return ctx, _rank.main, job
+        return ctx, child.main, job
     if method == "forkserver":
         ctx.set_forkserver_preload(PRELOAD)  # takes effect when the server (re)starts
     try:
-        payload = pickle.dumps((dict(os.environ), _rank.dumps_by_value(dataclasses.replace(job, forked=False))))
+        clean_job = child.dumps_by_value(dataclasses.replace(job, forked=False))
+        payload = pickle.dumps((dict(os.environ), clean_job))
     except Exception as exc:
         raise TypeError(f"start_method {method!r} sends the function and its arguments to the "
                         f"ranks by value, and they could not be serialised: {exc}. Pass plain data "
                         f"(tensors, numbers, lists), or create the object inside the function; "
                         f"threads=1 on Linux forks instead, which needs no serialising.") from exc
-    return ctx, _rank.main_from_bytes, payload
+    return ctx, child.main_from_bytes, payload
