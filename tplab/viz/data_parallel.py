@@ -1,0 +1,113 @@
+"""Lesson 02's pictures: replicas drifting apart, DP throughput, one training step's timeline,
+the benchmark's step times, and two training curves that are one.
+
+Each draws what a real run produced (the lesson passes its measurements in) and returns the
+figure; the cell calls `plt.show()`.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from tplab.viz.ranks import rank_color
+
+__all__ = ["draw_replica_gap", "draw_throughput", "draw_step_timeline", "draw_step_times",
+           "draw_loss_curves"]
+
+
+def draw_replica_gap(drift: list[float], synced: list[float]):
+    """The largest parameter difference between two replicas after each step, without and with
+    the gradient all-reduce (a symlog axis, so that the exact zeros show)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    steps = range(1, len(drift) + 1)
+    ax.plot(steps, drift, "o-", color="C3", label="no gradient all-reduce (the article)")
+    ax.plot(steps, synced, "o-", color="C2", label="all-reduce + divide (exactly 0)")
+    ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set(xlabel="step", ylabel="max |rank 0 − rank 1|", xticks=list(steps), ylim=(-1e-7, 1),
+           title="two replicas, one global batch per step")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def draw_throughput(rows_per_s: dict[str, float], repeats: int = 5):
+    """One bar per set-up ({"1 rank, 1 thread": rows/s, ...}), in the order given."""
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    ax.barh(list(rows_per_s), list(rows_per_s.values()), color=["C0", "C1", "C7"])
+    ax.invert_yaxis()
+    ax.set(xlabel=f"rows per second (median of {repeats})",
+           title="DP inference on this machine")
+    return fig
+
+
+def draw_step_timeline(timelines, bucket_mb: float = 1.0):
+    """One panel per rank: its compute (forward, backward, finish_gradient_sync) on top and, per
+    bucket, its gradients arriving, its all-reduce from launch to completion, and when
+    finish_gradient_sync collected it.
+
+    timelines[rank] = (events, (t_backward, t_backward_end, t_synced)): `DataParallel.events`
+    of a step recorded with timeline=True, and the step's own perf_counter marks."""
+    fig, axes = plt.subplots(len(timelines), 1, figsize=(9, 1.2 + 2.1 * len(timelines)),
+                             sharex=True, squeeze=False)
+    for rank, (ax, (events, marks)) in enumerate(zip(axes[:, 0], timelines)):
+        _draw_rank_step(ax, rank, events, marks)
+    axes[-1, 0].set_xlabel("ms since the forward pass began")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(f"one training step, {bucket_mb:g} MiB buckets: the all-reduces run while "
+                 f"backward is still going")
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    return fig
+
+
+def _draw_rank_step(ax, rank: int, events, marks) -> None:
+    t0 = events[0][2]  # the "forward" event: time zero
+
+    def ms(t):
+        return (t - t0) * 1e3
+
+    t_backward, t_backward_end, t_synced = (ms(t) for t in marks)
+    at = {kind: {b: ms(t) for k, b, t in events if k == kind}
+          for kind in ("launch", "complete", "done")}
+    n = len(at["launch"])
+    compute_row = n + 0.5
+    ax.barh(compute_row, t_backward, color="#bbbbbb", label="forward")
+    ax.barh(compute_row, t_backward_end - t_backward, left=t_backward, color=rank_color(rank),
+            label="backward")
+    ax.barh(compute_row, t_synced - t_backward_end, left=t_backward_end, color="white",
+            hatch="///", edgecolor="black", label="finish_gradient_sync")
+    ready = [(b, ms(t)) for kind, b, t in events if kind == "ready"]
+    ax.scatter([t for _, t in ready], [b for b, _ in ready], marker="|", s=70, color="black",
+               label="a gradient ready")
+    for b in range(n):
+        ax.barh(b, at["complete"][b] - at["launch"][b], left=at["launch"][b], height=0.55,
+                color="C2", label="bucket all-reduce, launch → complete" if b == 0 else None)
+    ax.scatter([at["done"][b] for b in range(n)], range(n), marker="x", color="C3", s=25,
+               label="collected by finish_gradient_sync")
+    ax.set_yticks(list(range(n)) + [compute_row], [f"bucket {b}" for b in range(n)] + ["compute"])
+    ax.invert_yaxis()
+    ax.set_title(f"rank {rank}", fontsize=10, loc="left")
+
+
+def draw_step_times(step_ms: dict[str, float], title: str):
+    """bench/ddp.py's median step time per implementation: naive, bucketed, torch_ddp."""
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    names = list(step_ms)
+    ax.bar(names, [step_ms[n] for n in names], color=["C3", "C2", "C0"])
+    ax.set(ylabel="median step (ms)", title=title)
+    return fig
+
+
+def draw_loss_curves(curve_1: list[float], curve_2: list[float]):
+    """The training loss on 1 and on 2 ranks, over each other, and their difference."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    a.plot(curve_1, color=rank_color(0), lw=3, alpha=0.5, label="1 rank, batch 64")
+    a.plot(curve_2, color=rank_color(1), lw=1, label="2 ranks, 32 rows each")
+    a.set(xlabel="step", ylabel="cross-entropy of the global batch", yscale="log",
+          title="SMS spam: training loss")
+    a.legend()
+    b.plot([abs(x - y) for x, y in zip(curve_1, curve_2)], color="black", lw=1)
+    b.axhline(1e-6, color="C3", ls="--", lw=1, label="1e-6")
+    b.set(xlabel="step", ylabel="|1 rank − 2 ranks|", title="difference between the curves")
+    b.set_yscale("symlog", linthresh=1e-9)
+    b.legend()
+    fig.tight_layout()
+    return fig
