@@ -5,8 +5,10 @@
 
 Prints one JSON object per line, e.g.
     {"method": "forkserver", "world_size": 2, "threads": 2, "median_ms": 95.1, "first_ms": 1890.2}
-method: "fork"        ranks are copies of this process (tplab's default for one thread per rank on Linux)
-        "forkserver"  ranks forked from a clean server that imported torch (the default for threads > 1)
+method: "fork"        ranks are copies of this process (tplab's default for one thread per rank
+                      on Linux)
+        "forkserver"  ranks forked from a clean server that imported torch (the default for
+                      threads > 1)
         "spawn"       each rank a fresh interpreter that imports torch itself
 median_ms: one `tplab.launch` of a function that returns at once, from call to results
 (fork, start, rendezvous, finish-line barrier, teardown), median over the repeats;
@@ -35,7 +37,8 @@ def rank_of():
 
 
 def _torch_spawn_worker(rank, world_size, port):
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world_size)
     dist.barrier()
     dist.destroy_process_group()
 
@@ -60,7 +63,8 @@ def main() -> None:
     a = torch.randn(1024, 1024)
     (a @ a).sum().item()  # the parent has run OpenMP, as every notebook has
 
-    configs = [("fork", 1), ("forkserver", 1), ("forkserver", 2), ("spawn", 1), ("torch.mp.spawn", 1)]
+    configs = [("fork", 1), ("forkserver", 1), ("forkserver", 2), ("spawn", 1),
+               ("torch.mp.spawn", 1)]
     times = {(m, t, n): [] for m, t in configs for n in args.sizes}
     first = {}
     for round_ in range(repeats + 1):
@@ -70,7 +74,8 @@ def main() -> None:
                 if method == "torch.mp.spawn":
                     torch_spawn(n)
                 else:
-                    got = tplab.launch(rank_of, n, threads=threads, start_method=method, timeout=120)
+                    got = tplab.launch(rank_of, n, threads=threads, start_method=method,
+                                       timeout=120)
                     assert got == list(range(n))
                 ms = (time.perf_counter() - t0) * 1e3
                 key = (method, threads, n)

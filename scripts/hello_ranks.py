@@ -16,7 +16,8 @@ import tplab
 def hello():
     """Every rank says who it is, then all agree on a sum."""
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if dist.get_backend() == "nccl" else "cpu"
+    on_gpu = dist.get_backend() == "nccl"
+    device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if on_gpu else "cpu"
     total = torch.tensor([float(rank)], device=device)
     dist.all_reduce(total)  # sum of 0 + 1 + ... + (world - 1), on every rank
     return f"rank {rank}/{world} ({dist.get_backend()}): sum of ranks = {total.item():g}"

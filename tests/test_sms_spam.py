@@ -1,4 +1,5 @@
-"""tplab.sms_spam: the case study's SMS messages, read from the installed wheel, and their encoding."""
+"""tplab.sms_spam: the case study's SMS messages, read from the installed wheel, and their
+encoding."""
 from __future__ import annotations
 
 import importlib.metadata as metadata
@@ -18,7 +19,8 @@ def _installed() -> bool:
     return True
 
 
-needs_data = pytest.mark.skipif(not _installed(), reason=f"{sms_spam.DIST} is not installed (make setup installs it)")
+needs_data = pytest.mark.skipif(
+    not _installed(), reason=f"{sms_spam.DIST} is not installed (make setup installs it)")
 
 
 def test_parse_labelled_lines():

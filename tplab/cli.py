@@ -15,12 +15,14 @@ COMMANDS = {
     "grade": ("tplab.grading.grade", "grade exercise notebooks against the reference checks"),
     "lab": ("tplab.lab", "open JupyterLab on the course (127.0.0.1, token on)"),
     "doctor": ("tplab.doctor", "check the set-up: torch, the course model, the package"),
-    "generate": ("tplab.models.generate_command", "SmolLM2-135M writes text across tensor-parallel ranks"),
+    "generate": ("tplab.models.generate_command",
+                 "SmolLM2-135M writes text across tensor-parallel ranks"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tplab", description="tplab: parallelism for LLMs, hands on.")
+    parser = argparse.ArgumentParser(prog="tplab",
+                                     description="tplab: parallelism for LLMs, hands on.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)

@@ -1,4 +1,5 @@
-"""Check the set-up: Python, torch (CPU or CUDA build, GPUs seen, gloo), the course model file, the package.
+"""Check the set-up: Python, torch (CPU or CUDA build, GPUs seen, gloo), the course model file,
+the package.
 
 Prints a short report and exits non-zero, saying what to run, when something the course
 needs is missing. Never initialises CUDA (it asks NVML how many GPUs there are).
@@ -11,10 +12,13 @@ import platform
 import re
 import sys
 
+from tplab.install import pip_command
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--verify", action="store_true",
-                        help="also check the model file's sha256 against the installed package (~0.3 s)")
+                        help="also check the model file's sha256 against the installed package "
+                             "(~0.3 s)")
 
 
 def _line(label: str, value: str) -> None:
@@ -57,8 +61,8 @@ def _torch_report() -> list[str]:
     gloo = dist_ok and torch.distributed.is_gloo_available()
     _line("gloo", "available" if gloo else "NOT AVAILABLE")
     if not gloo:
-        problems.append("this torch build has no torch.distributed gloo backend; install an official "
-                        "torch wheel (`make setup` installs torch==2.13.0).")
+        problems.append("this torch build has no torch.distributed gloo backend; install an "
+                        "official torch wheel (`make setup` installs torch==2.13.0).")
     m = re.match(r"(\d+)\.(\d+)", torch.__version__)
     if m and (int(m[1]), int(m[2])) < (2, 4):
         problems.append(f"torch {torch.__version__} is older than the course needs (torch>=2.4).")
@@ -93,15 +97,18 @@ def _package_report() -> list[str]:
         requires = metadata.requires("tplab") or []
         how = f"installed {metadata.version('tplab')}"
     except metadata.PackageNotFoundError:
-        _line("tplab", f"{tplab.__version__} at {os.path.dirname(tplab.__file__)} (not installed: run `make setup`)")
+        _line("tplab", f"{tplab.__version__} at {os.path.dirname(tplab.__file__)} "
+                       f"(not installed: run `make setup`)")
         return []
     _line("tplab", f"{how} at {os.path.dirname(tplab.__file__)}")
     # The `tplab` command sits beside this python (`tplab lab` puts that folder first on PATH
     # for its kernels and terminals; outside the lab, call it by this path).
-    script = os.path.join(os.path.dirname(sys.executable), "tplab.exe" if os.name == "nt" else "tplab")
+    script = os.path.join(os.path.dirname(sys.executable),
+                          "tplab.exe" if os.name == "nt" else "tplab")
     if os.path.exists(script):
         _line("command", _short(script))
-    requires = [r for r in requires if not (";" in r and "extra ==" in r)]  # extras: `make test` adds them
+    # extras (`make test` adds them) are not required here
+    requires = [r for r in requires if not (";" in r and "extra ==" in r)]
     missing = []
     for req in requires:
         name = re.split(r"[\s<>=!~;\[(]", req, maxsplit=1)[0]
@@ -111,7 +118,7 @@ def _package_report() -> list[str]:
             missing.append(name)
     if missing:
         _line("deps", "MISSING: " + ", ".join(missing))
-        return [f"missing packages: {', '.join(missing)}. Run `{sys.executable} -m pip install -e .` "
+        return [f"missing packages: {', '.join(missing)}. Run `{pip_command()} install -e .` "
                 "in the repository (or `make setup`)."]
     _line("deps", f"all {len(requires)} present")
     return []

@@ -1,4 +1,5 @@
-"""Open JupyterLab on the course: bound to 127.0.0.1 only, token authentication on, starting at lesson 00.
+"""Open JupyterLab on the course: bound to 127.0.0.1 only, token authentication on, starting at
+lesson 00.
 
 The token is random (`secrets.token_hex(24)`) unless `--token` or `TPLAB_LAB_TOKEN` gives one.
 It reaches Jupyter through the JUPYTER_TOKEN environment variable rather than the command
@@ -32,6 +33,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tplab.install import pip_command
 from tplab.paths import EXERCISES, MYWORK, REPO
 
 HOST = "127.0.0.1"
@@ -48,7 +50,8 @@ SETTING_OVERRIDES = {
 
 def add_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=8888,
-                        help="port on 127.0.0.1 (default 8888; the next free one if busy; 0 = any free port)")
+                        help="port on 127.0.0.1 (default 8888; the next free one if busy; "
+                             "0 = any free port)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument("--token", default=None,
                         help="token to require (default: $TPLAB_LAB_TOKEN, else a random one)")
@@ -67,13 +70,15 @@ def log_path(port: int, environ=None) -> Path:
 
 
 def mywork_dir(environ=None) -> Path:
-    """The learner's copies of the exercises: mywork/ in the repository (TPLAB_MYWORK overrides it)."""
+    """The learner's copies of the exercises: mywork/ in the repository (TPLAB_MYWORK overrides
+    it)."""
     env = os.environ if environ is None else environ
     return Path(env["TPLAB_MYWORK"]) if env.get("TPLAB_MYWORK") else MYWORK
 
 
 def copy_exercises(src: Path = EXERCISES, dst: Path = MYWORK) -> list[Path]:
-    """Copy each src/NN_*.ipynb to dst/ where dst has no file of that name yet; return the new copies.
+    """Copy each src/NN_*.ipynb to dst/ where dst has no file of that name yet; return the new
+    copies.
 
     Never overwrites: a copy appears whole or not at all (written aside, then hard-linked into
     place, which fails if the name exists), so what the learner wrote is never replaced.
@@ -106,7 +111,8 @@ def copy_exercises(src: Path = EXERCISES, dst: Path = MYWORK) -> list[Path]:
 
 
 def write_jupyter_config(cache: Path) -> Path:
-    """A Jupyter config directory holding our setting overrides; returns it (for JUPYTER_CONFIG_PATH)."""
+    """A Jupyter config directory holding our setting overrides; returns it (for
+    JUPYTER_CONFIG_PATH)."""
     config = cache / "config"
     labconfig = config / "labconfig"
     labconfig.mkdir(parents=True, exist_ok=True)
@@ -131,7 +137,8 @@ def _port_free(port: int) -> bool:
 
 
 def pick_port(port: int) -> int:
-    """The first free port from `port` on (Jupyter's rule), so the URL we print is the one it serves."""
+    """The first free port from `port` on (Jupyter's rule), so the URL we print is the one it
+    serves."""
     if port == 0:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((HOST, 0))
@@ -150,7 +157,8 @@ def _path_with_first(directory: str, path: str | None) -> str:
 
 
 def build_command(args, environ=None) -> tuple[list[str], dict[str, str], str]:
-    """Return (argv, environment, URL) for JupyterLab; starts nothing (it prepares the cache folders)."""
+    """Return (argv, environment, URL) for JupyterLab; starts nothing (it prepares the cache
+    folders)."""
     env = dict(os.environ if environ is None else environ)
     token = args.token or env.get("TPLAB_LAB_TOKEN") or secrets.token_hex(24)
     port = pick_port(args.port)
@@ -162,13 +170,16 @@ def build_command(args, environ=None) -> tuple[list[str], dict[str, str], str]:
     env.pop("JUPYTER_TOKEN_FILE", None)
     env.setdefault("JUPYTER_RUNTIME_DIR", str(runtime))
     env.setdefault("IPYTHONDIR", str(cache / "ipython"))
-    env.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # kernels must not initialise CUDA before launch forks
+    # kernels must not initialise CUDA before launch forks
+    env.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     config = write_jupyter_config(cache)
-    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-        [str(config)] + [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != str(config)])
+    others = [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep)
+              if p and p != str(config)]
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(config)] + others)
     # `tplab` (and this python) first on PATH for the server, so for its kernels and terminals.
     # Not resolved: in a venv, sys.executable's own directory is the venv's bin.
-    env["PATH"] = _path_with_first(os.path.dirname(os.path.abspath(sys.executable)), env.get("PATH"))
+    env["PATH"] = _path_with_first(os.path.dirname(os.path.abspath(sys.executable)),
+                                   env.get("PATH"))
     # Jupyter makes terminals login shells when its stdout is not a terminal (here it is a log
     # file), and a login shell's /etc/profile resets PATH: ask for a plain interactive shell.
     shell = env.get("SHELL") or shutil.which("sh", path=env["PATH"]) or "/bin/sh"
@@ -186,17 +197,20 @@ def build_command(args, environ=None) -> tuple[list[str], dict[str, str], str]:
         f"--LabApp.workspaces_dir={cache / 'workspaces'}",
         f"--LabApp.user_settings_dir={cache / 'user-settings'}",
         "--LabApp.news_url=None",  # no fetching of Jupyter news: works offline, asks nothing
-        # jupyter-lsp would otherwise run `npm` at start to look for language servers (writing ~/.npm).
+        # jupyter-lsp would otherwise run `npm` at start to look for language servers (writing
+        # ~/.npm).
         "--LanguageServerManager.autodetect=False",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        argv.append("--ServerApp.allow_root=True")  # containers often run as root; still loopback + token
+        # containers often run as root; still loopback + token
+        argv.append("--ServerApp.allow_root=True")
     url = f"http://{HOST}:{port}{default_url}?token={token}"
     return argv, env, url
 
 
 def server_port(runtime_dir: str, pid: int) -> int | None:
-    """The port the Jupyter server with process id `pid` serves on, from its runtime file, if written yet."""
+    """The port the Jupyter server with process id `pid` serves on, from its runtime file, if
+    written yet."""
     try:
         with open(os.path.join(runtime_dir, f"jpserver-{pid}.json")) as f:
             return int(json.load(f)["port"])
@@ -206,8 +220,10 @@ def server_port(runtime_dir: str, pid: int) -> int | None:
 
 def answers(port: int, token: str, timeout: float = 2.0) -> bool:
     """Whether a Jupyter server on 127.0.0.1:`port` answers /api/status for `token`."""
-    req = urllib.request.Request(f"http://{HOST}:{port}/api/status", headers={"Authorization": f"token {token}"})
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no http_proxy: the token stays here
+    req = urllib.request.Request(f"http://{HOST}:{port}/api/status",
+                                 headers={"Authorization": f"token {token}"})
+    # no http_proxy: the token stays here
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with direct.open(req, timeout=timeout) as r:
             return r.status == 200 and "started" in json.loads(r.read() or b"{}")
@@ -223,7 +239,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the server gets SIGTERM if `tplab lab` itself is killed (it runs in its own session)."""
+    """Linux: the server gets SIGTERM if `tplab lab` itself is killed (it runs in its own
+    session)."""
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
@@ -232,7 +249,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def _banner(url: str, port: int, log: Path, seconds: float, copied: list[Path], mywork: Path) -> str:
+def _banner(url: str, port: int, log: Path, seconds: float, copied: list[Path],
+            mywork: Path) -> str:
     bar = "-" * min(len(url) + 4, 100)
     try:
         where = mywork.relative_to(REPO)
@@ -255,12 +273,12 @@ def run(args) -> int:
         import jupyterlab  # noqa: F401
     except ImportError:
         print("tplab lab: JupyterLab is not installed here. Run `make lab` (it sets up .venv), "
-              f"or `{sys.executable} -m pip install -e .`", file=sys.stderr)
+              f"or `{pip_command()} install -e .`", file=sys.stderr)
         return 1
     argv, env, url = build_command(args)
     if not (REPO / START_NOTEBOOK).exists():
-        print(f"tplab lab: note: {START_NOTEBOOK} is not there yet; JupyterLab opens on the repository.",
-              file=sys.stderr)
+        print(f"tplab lab: note: {START_NOTEBOOK} is not there yet; JupyterLab opens on the "
+              f"repository.", file=sys.stderr)
     mywork = mywork_dir(env)
     copied = copy_exercises(EXERCISES, mywork)
     parts = urllib.parse.urlsplit(url)
@@ -279,23 +297,26 @@ def run(args) -> int:
         if len(stopping) == 1:
             proc.terminate()  # first: printing to a closed terminal can raise
             try:
-                print("\ntplab: stopping JupyterLab and its kernels (Ctrl-C again to kill it now) ...",
-                      file=sys.stderr, flush=True)
+                print("\ntplab: stopping JupyterLab and its kernels (Ctrl-C again to kill it now) "
+                      "...", file=sys.stderr, flush=True)
             except OSError:
                 pass
         else:
             proc.kill()
 
-    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+               if s is not None]
     previous = {s: signal.signal(s, stop) for s in handled}
     try:
         with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             t0 = time.monotonic()
             # Its own session: the terminal's Ctrl-C reaches only us, and we stop Jupyter with
-            # SIGTERM, its clean stop (a SIGINT without a terminal would skip the kernels' shutdown).
+            # SIGTERM, its clean stop (a SIGINT without a terminal would skip the kernels'
+            # shutdown).
+            on_linux = sys.platform.startswith("linux")
             proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                                    preexec_fn=_die_with_parent if on_linux else None)
             if stopping:
                 proc.terminate()
             runtime = env["JUPYTER_RUNTIME_DIR"]
@@ -305,12 +326,13 @@ def run(args) -> int:
                 actual = server_port(runtime, proc.pid)
                 if actual is not None and answers(actual, token):
                     port, url = actual, parts._replace(netloc=f"{HOST}:{actual}").geturl()
-                    print(_banner(url, port, log, time.monotonic() - t0, copied, mywork), flush=True)
+                    print(_banner(url, port, log, time.monotonic() - t0, copied, mywork),
+                          flush=True)
                     break
                 if not warned and time.monotonic() - t0 > SLOW_START_S:
                     warned = True
-                    print(f"tplab: JupyterLab has not answered after {SLOW_START_S} s; still waiting "
-                          f"(see {log})", file=sys.stderr, flush=True)
+                    print(f"tplab: JupyterLab has not answered after {SLOW_START_S} s; still "
+                          f"waiting (see {log})", file=sys.stderr, flush=True)
                 time.sleep(0.2)
             code = proc.wait()
     finally:
@@ -319,6 +341,6 @@ def run(args) -> int:
     if stopping:
         print(f"tplab: JupyterLab stopped (its log: {log}).", file=sys.stderr, flush=True)
         return 0
-    print(f"tplab lab: JupyterLab exited with status {code}. The end of its log ({log}):\n{_tail(log)}",
-          file=sys.stderr, flush=True)
+    print(f"tplab lab: JupyterLab exited with status {code}. The end of its log ({log}):\n"
+          f"{_tail(log)}", file=sys.stderr, flush=True)
     return code or 1

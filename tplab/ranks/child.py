@@ -1,8 +1,8 @@
 """The child side of `tplab.launch`: what one forked rank does, from fork to exit.
 
 Order matters here. The thread count is set before any torch work, output goes to files
-the parent replays (`output.py`), the rank dies with its parent, the rendezvous uses torchrun's variables,
-and whatever happens the parent hears one message — the result, or the error stamped with
+the parent replays (`output.py`), the rank dies with its parent, the rendezvous uses torchrun's
+variables, and whatever happens the parent hears one message — the result, or the error stamped with
 the time it happened (so the parent can tell the root cause from its echoes). A rank
 started from the forkserver first takes on the launching process's environment and
 working directory, then runs exactly the same steps.
