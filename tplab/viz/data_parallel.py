@@ -1,5 +1,6 @@
 """Lesson 02's pictures: replicas drifting apart, DP throughput, one training step's timeline,
-the benchmark's step times, and two training curves that are one.
+the benchmark's step times, and two training curves that are one; and its exercises' (the
+learner's shards and replicas, all-reduces per step).
 
 Each draws what a real run produced (the lesson passes its measurements in) and returns the
 figure; the cell calls `plt.show()`.
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from tplab.viz.ranks import rank_color
+from tplab.viz.ranks import bar_per_rank, rank_color
 
 __all__ = ["draw_replica_gap", "draw_throughput", "draw_step_timeline", "draw_step_times",
-           "draw_loss_curves"]
+           "draw_loss_curves", "draw_shards_and_gaps", "draw_all_reduces_per_step"]
 
 
 def draw_replica_gap(drift: list[float], synced: list[float]):
@@ -110,4 +111,33 @@ def draw_loss_curves(curve_1: list[float], curve_2: list[float]):
     b.set_yscale("symlog", linthresh=1e-9)
     b.legend()
     fig.tight_layout()
+    return fig
+
+
+def draw_shards_and_gaps(rows_per_rank: list[int], gaps: list[float], batch_rows: int = 12):
+    """Exercise 02.1: which rows of step 0's batch each rank ran (left), and how far each replica
+    ended from one process (right, log scale; an exact 0 is drawn at 1e-12)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 2.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    start = 0
+    for r, rows in enumerate(rows_per_rank):
+        a.barh(0, rows, left=start, color=rank_color(r), edgecolor="white", label=f"rank {r}")
+        start += rows
+    a.set(xlim=(0, batch_rows), yticks=[], xlabel="row of the global batch",
+          title="your shards (step 0)")
+    a.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.45))
+    bar_per_rank([max(g, 1e-12) for g in gaps], "after 4 steps: max |replica − one process|", "",
+                 line=1e-6, line_label="1e-6", ax=b)
+    b.set_yscale("log")
+    b.set_ylim(1e-10, 1e-5)
+    fig.tight_layout()
+    return fig
+
+
+def draw_all_reduces_per_step(naive: int, bucketed: dict[str, int]):
+    """Exercise 02.2: all-reduces per step, one per parameter (naive) against one per bucket
+    ({label: count} for each bucket size)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    ax.bar(["naive\n(one per parameter)"] + list(bucketed), [naive] + list(bucketed.values()),
+           color=["C3"] + ["C2"] * len(bucketed))
+    ax.set(ylabel="all-reduces per step", title="your BucketedSync, all-reduces counted on rank 0")
     return fig
