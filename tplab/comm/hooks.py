@@ -59,7 +59,7 @@ DIRECT = {
 }
 
 
-@dataclasses.dataclass(eq=False)  # compared, and hashed, by identity: one object per call
+@dataclasses.dataclass(eq=False, slots=True)  # compared and hashed by identity: one per call
 class Collective:
     """One call: what it was, and when it started and ended (`time.perf_counter()`)."""
     op: str                  # e.g. "all_reduce", "send"
@@ -79,9 +79,11 @@ class Subscription:
         self.callback, self.direct, self.warned = callback, direct, False
 
     def remove(self) -> None:
+        global _snapshot
         with _lock:
             if self in subscribers:
                 subscribers.remove(self)
+                _snapshot = tuple(subscribers)
                 if self.direct and not any(s.direct for s in subscribers):
                     _unwrap_torch()
 
@@ -93,25 +95,32 @@ class Subscription:
 
 
 subscribers: list[Subscription] = []  # changed in place only, so tplab.comm can hold it
+_snapshot: tuple[Subscription, ...] = ()  # the same, for _notify to loop over while it changes
 _lock = threading.Lock()
-_state = threading.local()  # .quiet: how many quiet() blocks this thread is in
+class _ThreadState(threading.local):
+    quiet = 0  # how many quiet() blocks this thread is in (a class default: no AttributeError)
+
+
+_state = _ThreadState()
 
 
 def subscribe(callback, direct: bool = True) -> Subscription:
     """Call `callback(kind, call)` for every collective from now on (kind "start", "wait", "end").
     direct=False: only tplab.comm's collectives, not calls made straight to torch.distributed."""
+    global _snapshot
     subscription = Subscription(callback, direct)
     with _lock:
         if direct and not any(s.direct for s in subscribers):
             _wrap_torch()
         subscribers.append(subscription)
+        _snapshot = tuple(subscribers)
     return subscription
 
 
 @contextlib.contextmanager
 def quiet():
     """Calls this thread makes inside the block report nothing (tplab's own set-up)."""
-    _state.quiet = getattr(_state, "quiet", 0) + 1
+    _state.quiet += 1
     try:
         yield
     finally:
@@ -121,7 +130,7 @@ def quiet():
 def begin(op: str, nbytes: int, impl: str, group=None, async_op: bool = False,
           direct: bool = False) -> Collective | None:
     """Report a call starting; returns its record for `end` or `track` (None: nobody listens)."""
-    if not subscribers or getattr(_state, "quiet", 0):
+    if not subscribers or _state.quiet:
         return None
     call = Collective(op, int(nbytes), impl, async_op, direct, group, time.perf_counter())
     _notify("start", call)
@@ -132,9 +141,12 @@ def end(call: Collective | None) -> None:
     """Report `call` complete, once (an async call's future and its `.wait()` may both get here)."""
     if call is None or call.end is not None:
         return
-    with _lock:
-        if call.end is not None:
-            return
+    if call.async_op:
+        with _lock:
+            if call.end is not None:
+                return
+            call.end = time.perf_counter()
+    else:  # only the calling thread gets here
         call.end = time.perf_counter()
     _notify("end", call)
 
@@ -167,7 +179,7 @@ class TrackedWork:
 
 
 def _notify(kind: str, call: Collective) -> None:
-    for subscription in tuple(subscribers):
+    for subscription in _snapshot:
         if call.direct and not subscription.direct:
             continue
         try:
@@ -219,7 +231,7 @@ def _reporting(name: str, original, payload: str | None):
     always_async = name in ("isend", "irecv")
 
     def reported(*args, **kwargs):
-        if not any(s.direct for s in subscribers) or getattr(_state, "quiet", 0):
+        if not any(s.direct for s in subscribers) or _state.quiet:
             return original(*args, **kwargs)
         nbytes = _payload_bytes(argument(args, kwargs, payload)) if payload else 0
         async_op = always_async or bool(argument(args, kwargs, "async_op", False))
