@@ -1,0 +1,227 @@
+"""Checks of exercises 04 (solutions/04_tensor_parallel_inference.ipynb): a real attention block's
+slices, and a per-token latency predicted from measured figures.
+
+04.1: `check_slices` runs the learner's `attention_slices` with tplab's sharding plan made to
+raise (`plan_forbidden`: the plan is the answer), then compares each slice with the dense
+model's weights and names the block it holds instead; `logits_with_my_slices` runs on launched
+ranks with those slices in a tensor-parallel model. 04.2: `check_formula` tries synthetic points
+chosen so that each plausible slip (a unit, a term) gives a different number, and names it;
+`measure_one_rank` gives the bandwidth and the time per token a prediction is compared with.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+
+import tplab.tp
+import tplab.tp.plan
+from tplab import comm
+from tplab.models.generate import TokenPicker
+from tplab.models.loading import GGUF_NAMES, load_llama_tp, parameter_bytes, vocab_start
+from tplab.tp import ParallelAttention, shard_sizes
+from tplab.tp.plan import attention_shards, head_plan, shard_plan
+
+FILE_TENSOR = {name: GGUF_NAMES[f"attn.{name}"] for name in "qkvo"}
+THE_PLAN = (head_plan, attention_shards, shard_plan)  # the checks' own references: the answer
+
+
+def forbidden_plan(*args, **kwargs):
+    raise AssertionError("attention_slices called tplab's sharding plan (head_plan, "
+                         "attention_shards or shard_plan), which is the answer: work the head "
+                         "ranges out from f.config and shard_range (whole KV groups, the extra "
+                         "group to the first ranks)")
+
+
+@contextlib.contextmanager
+def plan_forbidden(namespace: dict):
+    """While the learner's function runs, the plan's functions raise: under any name in
+    `namespace` (the notebook's globals), in tplab.tp and in tplab.tp.plan."""
+    spaces = [namespace, vars(tplab.tp), vars(tplab.tp.plan)]
+    patched = [(space, name, value) for space in spaces for name, value in list(space.items())
+               if any(value is answer for answer in THE_PLAN)]
+    for space, name, _ in patched:
+        space[name] = forbidden_plan
+    try:
+        yield
+    finally:
+        for space, name, value in patched:
+            space[name] = value
+
+
+def block_of(piece, full, dim, head_dim):
+    # [start, end) of `piece` along dim 0 (rows) or 1 (columns) of `full`, at a head boundary;
+    # None if it is no such block
+    fits = piece.dim() == 2 and piece.shape[1 - dim] == full.shape[1 - dim]
+    n = piece.shape[dim] if fits else 0
+    for start in range(0, full.shape[dim] - n + 1, head_dim) if n else ():
+        if torch.equal(full.narrow(dim, start, n), piece.float()):
+            return start, start + n
+    return None
+
+
+def heads(start, end, head_dim):
+    if end - start > head_dim:
+        return f"heads {start // head_dim}–{end // head_dim - 1}"
+    return f"head {start // head_dim}"
+
+
+def check_slices(attention_slices, f, dense, layer, t, rank, namespace):
+    # raise AssertionError naming the first of q, k, v, o that is not this rank's block, what it
+    # holds instead, and why
+    c = f.config
+    with plan_forbidden(namespace):
+        got = attention_slices(f, layer, t, rank)
+    where = f"t={t}, rank {rank}, layer {layer}"
+    assert isinstance(got, (tuple, list)) and len(got) == 4, (
+        f"{where}: return (q, k, v, o), got {type(got).__name__} {got!r:.80}")
+    plan = head_plan(c.n_heads, c.n_kv_heads, t)[rank]
+    (q0, q1), (kv0, kv1), d = plan["q"], plan["kv"], c.head_dim
+    owns = (f"over {t} rank{'s' if t > 1 else ''}, rank {rank} holds KV "
+            f"{heads(kv0 * d, kv1 * d, d)} and their query {heads(q0 * d, q1 * d, d)} (whole KV "
+            f"groups, the extra group to the first ranks)")
+    a = dense.blocks[layer].attn
+    blocks = {"q": (a.q.weight, 0, q0, q1), "k": (a.k.weight, 0, kv0, kv1),
+              "v": (a.v.weight, 0, kv0, kv1), "o": (a.o.weight, 1, q0, q1)}
+    for name, mine in zip("qkvo", got):
+        full, dim, h0, h1 = blocks[name]
+        want = full.narrow(dim, h0 * d, (h1 - h0) * d)
+        side = "columns" if dim else "rows"
+        expected = (f"{side} {h0 * d}..{(h1 * d)} of the file's {FILE_TENSOR[name]} "
+                    f"({heads(h0 * d, h1 * d, d)})")
+        assert isinstance(mine, torch.Tensor), (
+            f"{where}: {name} should be a tensor, got {type(mine).__name__}")
+        assert tuple(mine.shape) == tuple(want.shape), (
+            f"{where}: {name} should have shape {tuple(want.shape)}, {expected}, came "
+            f"{tuple(mine.shape)}: {owns}")
+        if not torch.equal(mine.float(), want):
+            found = block_of(mine, full, dim, d)
+            row_parallel = " (o is row-parallel: its columns, not its rows)" if name == "o" else ""
+            came = (f"{side} {found[0]}..{found[1]} ({heads(*found, d)})" if found else
+                    f"no block of {side} of it{row_parallel}")
+            raise AssertionError(f"{where}: {name} should be {expected}, came {came}: {owns}")
+
+
+def logits_with_my_slices(attention_slices, f, layers, ids):
+    # on every rank: its shard of the model with the learner's attention slices in `layers`; the
+    # prompt's next-token logits, gathered from the ranks' vocabulary ranges
+    t, rank, c = dist.get_world_size(), dist.get_rank(), f.config
+    model = load_llama_tp()
+    shard = attention_shards(c.n_heads, c.n_kv_heads, c.head_dim, t)[rank]
+    for layer in layers:
+        slices = attention_slices(f, layer, t, rank)
+        weights = {name: w.detach().float().contiguous() for name, w in zip("qkvo", slices)}
+        model.blocks[layer].attn = ParallelAttention.from_shards(weights, shard)
+    local = model(torch.tensor([ids]))[0, -1]
+    return comm.all_gather(local, shard_sizes(c.vocab_size, t))
+
+
+FORMULA_CASES = [  # bytes per token, GB/s, all-reduces per token, µs per all-reduce
+    (2_000_000_000, 1.0, 0, 0.0),                # the bytes term alone: 2e9 B at 1 GB/s take 2 s
+    (0, 1.0, 250, 4.0),                          # the latency term alone: 250 of 4 µs take 1 ms
+    (538_060_032, 11.0, 0, 0.0),                 # SmolLM2-135M, fp32, one CPU rank
+    (286_539_264, 11.0, 63, 12.0),               # its rank 0 at TP 2, fast all-reduce
+    (13_476_839_424, 3350.0, 65, 20.0),          # Llama-2-7B in bf16 on one H100, as if split
+    (1_684_604_928, 3350.0, 65, 8.0),            # ... and one eighth of it on each of 8 H100s
+]
+FORMULA = "ms = bytes / (GB/s × 1e9) × 1e3 + all-reduces × µs / 1e3"
+SLIPS = {  # what plausible wrong formulas give, to name the slip in the message
+    "bandwidth in GiB/s (2**30 bytes per second), not GB/s (10**9)":
+        lambda b, bw, n, us: b / (bw * 2**30) * 1e3 + n * us / 1e3,
+    "the bytes term in seconds, not milliseconds":
+        lambda b, bw, n, us: b / (bw * 1e9) + n * us / 1e3,
+    "the bytes term in microseconds (or the bandwidth in MB/s), not milliseconds":
+        lambda b, bw, n, us: b / (bw * 1e6) * 1e3 + n * us / 1e3,
+    "latency taken as milliseconds (µs not divided by 1000)":
+        lambda b, bw, n, us: b / (bw * 1e9) * 1e3 + n * us,
+    "latency converted to seconds, not milliseconds":
+        lambda b, bw, n, us: b / (bw * 1e9) * 1e3 + n * us / 1e6,
+    "each all-reduce's latency counted once per rank":
+        lambda b, bw, n, us: b / (bw * 1e9) * 1e3 + 2 * n * us / 1e3,
+    "one all-reduce's latency, not all of them":
+        lambda b, bw, n, us: b / (bw * 1e9) * 1e3 + us / 1e3,
+    "the larger of the two terms, not their sum":
+        lambda b, bw, n, us: max(b / (bw * 1e9) * 1e3, n * us / 1e3),
+}
+
+
+def reference_ms(b, bw, n, us):
+    return b / (bw * 1e9) * 1e3 + n * us / 1e3
+
+
+def check_formula(predict_ms_per_token):
+    # raise AssertionError at the first synthetic point where predict_ms_per_token is not the
+    # formula, naming the slip
+    for case in FORMULA_CASES:
+        want, got = reference_ms(*case), predict_ms_per_token(*case)
+        assert isinstance(got, numbers.Real) and not isinstance(got, bool), (
+            f"predict_ms_per_token{case} should return a number of milliseconds, {want:.6g}, came "
+            f"{type(got).__name__} {got!r:.60}")
+        if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12):
+            slip = next((name for name, wrong in SLIPS.items()
+                         if math.isclose(got, wrong(*case), rel_tol=1e-6)), None)
+            raise AssertionError(f"predict_ms_per_token{case} should be {want:.6g} ms, "
+                                 f"came {got:.6g}"
+                                 + (f": that is what {slip} gives" if slip else "")
+                                 + f". The formula: {FORMULA}")
+
+
+def read_bandwidth_gbs(mib=256, repeats=10):
+    # the bytes per second a matrix-vector product reads from a weight matrix (what decoding
+    # spends its time on)
+    w, v = torch.ones(mib * 2**20 // 4 // 4096, 4096), torch.ones(4096)
+    w @ v
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        w @ v
+        times.append(time.perf_counter() - t0)
+    return w.numel() * 4 / min(times) / 1e9
+
+
+def decode_ms(model, ids, n_tokens=12):
+    # the time of the fastest of n_tokens decoding steps (the least disturbed by other
+    # processes), after the prefill
+    pick = TokenPicker(model.config.vocab_size, vocab_start(model))
+    cache = model.new_cache(1, len(ids) + n_tokens)
+    logits = model(torch.tensor([ids]), cache)
+    per_token = []
+    for _ in range(n_tokens):
+        t0 = time.perf_counter()
+        logits = model(torch.tensor([[pick(logits[0, -1])]]), cache)
+        per_token.append((time.perf_counter() - t0) * 1e3)
+    return min(per_token)
+
+
+def measure_one_rank(dense, ids):
+    # (GB/s read, ms per token) on one core: one rank
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return read_bandwidth_gbs(), decode_ms(dense, ids)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def two_ranks(ids):
+    # on each of 2 ranks: its parameter bytes, and per all-reduce route (ms per decoded token,
+    # µs per all-reduce of one hidden state, the median of 200)
+    model = load_llama_tp()
+    mine = parameter_bytes(model)
+    out = {}
+    for route in ("fast", "gloo"):
+        if route == "gloo":
+            comm.use_torch_route()
+        x, lat = torch.zeros(model.config.hidden), []
+        for _ in range(200):
+            t0 = time.perf_counter()
+            comm.all_reduce(x)
+            lat.append(time.perf_counter() - t0)
+        dist.barrier()
+        out[route] = (decode_ms(model, ids), statistics.median(lat) * 1e6)
+    return mine, out
