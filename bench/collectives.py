@@ -23,17 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
-import time
 
 import torch
 import torch.distributed as dist
 
 import tplab
 from tplab import comm
+from tplab.timing import median, time_calls
 
-SIZES = [576 * 4, 64 << 10, 1 << 20, 16 << 20]   # bytes: one SmolLM2-135M hidden state, 64 KiB, 1 MiB, 16 MiB
+# bytes: one SmolLM2-135M hidden state, 64 KiB, 1 MiB, 16 MiB
+SIZES = [576 * 4, 64 << 10, 1 << 20, 16 << 20]
 ITERS = {576 * 4: 2000, 64 << 10: 1000, 1 << 20: 300, 16 << 20: 40}
 QUICK_ITERS = {576 * 4: 200, 64 << 10: 100, 1 << 20: 30, 16 << 20: 6}
 IMPLS = ["gloo", "ring", "tplab"]
@@ -72,14 +72,11 @@ def run_sizes(sizes: list[int], iters: dict[int, int], rounds: int = 10) -> dict
         for round_ in range(n_rounds):
             order = IMPLS[round_ % len(IMPLS):] + IMPLS[:round_ % len(IMPLS)]
             for name in order:
-                fn, out = _impl(name), times[name]
+                fn = _impl(name)
                 dist.barrier()
-                for _ in range(block):
-                    t0 = time.perf_counter()
-                    fn(x)
-                    out.append(time.perf_counter() - t0)
+                times[name] += time_calls(lambda: fn(x), block, warmup=0)
         for name in IMPLS:
-            medians[(name, nbytes)] = statistics.median(times[name])
+            medians[(name, nbytes)] = median(times[name])
     return medians
 
 

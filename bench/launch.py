@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 import torch.distributed as dist
 
 import tplab
+from tplab.timing import median, stopwatch
 
 
 def rank_of():
@@ -70,21 +69,21 @@ def main() -> None:
     for round_ in range(repeats + 1):
         for method, threads in configs:
             for n in args.sizes:
-                t0 = time.perf_counter()
-                if method == "torch.mp.spawn":
-                    torch_spawn(n)
-                else:
-                    got = tplab.launch(rank_of, n, threads=threads, start_method=method,
-                                       timeout=120)
-                    assert got == list(range(n))
-                ms = (time.perf_counter() - t0) * 1e3
+                with stopwatch() as took:
+                    if method == "torch.mp.spawn":
+                        torch_spawn(n)
+                    else:
+                        got = tplab.launch(rank_of, n, threads=threads, start_method=method,
+                                           timeout=120)
+                        assert got == list(range(n))
+                ms = took.seconds * 1e3
                 key = (method, threads, n)
                 if key in first or method != "forkserver":
                     times[key].append(ms)
                 first.setdefault(key, ms)
     for (method, threads, n), ms in times.items():
         print(json.dumps({"method": method, "world_size": n, "threads": threads,
-                          "median_ms": round(statistics.median(ms), 1),
+                          "median_ms": round(median(ms), 1),
                           "first_ms": round(first[(method, threads, n)], 1)}), flush=True)
 
 
