@@ -44,7 +44,8 @@ import warnings
 import torch
 import torch.distributed as dist
 
-__all__ = ["Collective", "Subscription", "subscribe", "quiet", "begin", "end", "track", "DIRECT"]
+__all__ = ["Collective", "Subscription", "TrackedWork", "subscribe", "quiet", "begin", "end",
+           "track", "DIRECT"]
 
 # torch.distributed functions reported when called directly -> the parameter whose tensor(s) we
 # count: the tensor this rank contributes (for scatter, the one it receives); None: no tensor
@@ -97,6 +98,8 @@ class Subscription:
 subscribers: list[Subscription] = []  # changed in place only, so tplab.comm can hold it
 _snapshot: tuple[Subscription, ...] = ()  # the same, for _notify to loop over while it changes
 _lock = threading.Lock()
+
+
 class _ThreadState(threading.local):
     quiet = 0  # how many quiet() blocks this thread is in (a class default: no AttributeError)
 
