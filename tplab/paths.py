@@ -8,6 +8,7 @@ SOLUTIONS = REPO / "solutions"
 EXERCISES = REPO / "exercises"
 # the learner's copies of the exercises (`tplab lab` makes them; git ignores it)
 MYWORK = REPO / "mywork"
+SCRIPTS = REPO / "scripts"  # scripts the lessons show and run (hello_ranks.py)
 BENCH = REPO / "bench"  # the benchmarks: lessons run them by this path
 BENCH_RESULTS = BENCH / "results"  # their saved figures (JSON), which lessons read
 

@@ -1,4 +1,5 @@
-"""Pictures the lessons draw, kept here so a notebook cell stays one line and every lesson draws alike."""
+"""Pictures of ranks (lesson 00), kept here so a notebook cell stays one line and every lesson
+draws ranks alike: the world of one launch, one bar per rank, what launching and a barrier cost."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,8 @@ import math
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-RANK_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+RANK_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3",
+               "#8C8C8C"]
 
 
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -30,8 +32,8 @@ def draw_world(world_size: int, backend: str = "gloo", labels: list[str] | None 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 4.6))
     radius = 1.0 if world_size > 1 else 0.0
-    spots = [(radius * math.sin(2 * math.pi * r / world_size), radius * math.cos(2 * math.pi * r / world_size))
-             for r in range(world_size)]
+    angles = [2 * math.pi * r / world_size for r in range(world_size)]
+    spots = [(radius * math.sin(a), radius * math.cos(a)) for a in angles]
     for i in range(world_size):  # the backend connects every pair of ranks
         for j in range(i + 1, world_size):
             (x0, y0), (x1, y1) = spots[i], spots[j]
@@ -57,7 +59,8 @@ def draw_world(world_size: int, backend: str = "gloo", labels: list[str] | None 
 
 def bar_per_rank(values, title: str, ylabel: str, line: float | None = None,
                  line_label: str = "", ax=None):
-    """One bar per rank in its colour; optionally a dashed line at a value every rank is compared with."""
+    """One bar per rank in its colour; optionally a dashed line at a value every rank is compared
+    with."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3))
     ranks = list(range(len(values)))
@@ -68,3 +71,19 @@ def bar_per_rank(values, title: str, ylabel: str, line: float | None = None,
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     return ax
+
+
+def draw_launch_and_barrier(sizes, launch_ms, barrier_us, launches: int = 5,
+                            barriers: int = 200):
+    """Lesson 00's costs against the number of ranks: one launch (ms, left) and one barrier
+    (µs, right; from 2 ranks on). Why both: a launch costs far more than any collective, so an
+    experiment launches once and communicates many times."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(sizes, launch_ms, "o-")
+    a.set(xlabel="ranks", ylabel="ms", title=f"launch overhead (median of {launches})",
+          xticks=sizes)
+    b.plot(sizes[1:], barrier_us[1:], "o-", color="C1")
+    b.set(xlabel="ranks", ylabel="µs", title=f"one barrier (median of {barriers})",
+          xticks=sizes[1:])
+    fig.tight_layout()
+    return fig
