@@ -15,14 +15,14 @@ Method: one launch of 2 ranks; the same model (an MLP of many small layers, so t
 per-parameter all-reduces hurt), the same data and optimizer for all three. Steps are
 interleaved (one step of each implementation per round, the order rotating), so noise on
 the machine hits all alike. A step is forward, backward, gradient sync, SGD step, timed
-on each rank; the slower rank's median over the rounds is printed.
+on each rank (tplab.timing.time_calls, after a barrier); the slower rank's median over the
+rounds is printed.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import statistics
-import time
 
 import torch
 import torch.distributed as dist
@@ -30,6 +30,7 @@ from torch import nn
 
 import tplab
 from tplab.dp import DataParallel
+from tplab.timing import median, time_calls
 
 IMPLS = ["naive", "bucketed", "torch_ddp"]
 
@@ -66,18 +67,14 @@ def worker(rounds: int, width: int, depth: int, batch: int) -> dict:
     for impl in IMPLS:
         model = wrap(impl, make_model(width, depth))
         runs[impl] = (model, torch.optim.SGD(model.parameters(), lr=1e-3))
+    steps = {impl: functools.partial(step, *runs[impl], x, y) for impl in IMPLS}
     for impl in IMPLS:  # warm-up
-        for _ in range(3):
-            step(*runs[impl], x, y)
+        time_calls(steps[impl], 0, warmup=3)
     times = {impl: [] for impl in IMPLS}
-    for r in range(rounds):
-        order = IMPLS[r % 3:] + IMPLS[:r % 3]
-        for impl in order:
-            dist.barrier()
-            t0 = time.perf_counter()
-            step(*runs[impl], x, y)
-            times[impl].append(time.perf_counter() - t0)
-    return {impl: statistics.median(ts) * 1e3 for impl, ts in times.items()}
+    for r in range(rounds):  # one timed step of each per round, every rank starting together
+        for impl in IMPLS[r % 3:] + IMPLS[:r % 3]:
+            times[impl] += time_calls(steps[impl], 1, warmup=0, before=dist.barrier)
+    return {impl: median(ts) * 1e3 for impl, ts in times.items()}
 
 
 def main(argv=None) -> None:
