@@ -15,8 +15,8 @@ import torch.distributed as dist
 
 from tplab import comm
 
-__all__ = ["card_on_machines", "check_rank_cards", "S", "traced_partial_and_total",
-           "check_partial_and_total", "traced_draws", "check_draws"]
+__all__ = ["card_on_machines", "check_rank_cards", "traced_pairs", "S", "check_partial_and_total",
+           "check_draws"]
 
 
 # ---- exercise 00.1: rank_card ---------------------------------------------------------------
@@ -54,6 +54,19 @@ def check_rank_cards(cards: list, n: int, per_machine: int) -> None:
                 f"({type(want).__name__}); use {WHERE_FROM[key]}")
 
 
+# ---- exercises 00.2 and 00.3: a function every rank runs, with what it communicated ----------
+
+def traced_pairs(fn, inputs):
+    """On every rank: the learner's `fn` for each input (it returns a pair), with the
+    communication each call made: [(first, second, trace summary)]."""
+    out = []
+    for x in inputs:
+        with comm.trace() as t:
+            first, second = fn(x)
+        out.append((first, second, t.summary()))
+    return out
+
+
 # ---- exercise 00.2: partial_and_total --------------------------------------------------------
 
 # the collectives that combine every rank's value into one (any one of them is a right answer)
@@ -67,16 +80,6 @@ def S(N: int) -> int:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def traced_partial_and_total(partial_and_total, Ns):
-    """On every rank: the learner's function for each N, with the communication it made."""
-    out = []
-    for N in Ns:
-        with comm.trace() as t:
-            partial, total = partial_and_total(N)
-        out.append((partial, total, t.summary()))
-    return out
 
 
 def check_partial_and_total(n: int, got: list, Ns) -> None:
@@ -104,16 +107,6 @@ def check_partial_and_total(n: int, got: list, Ns) -> None:
 
 
 # ---- exercise 00.3: draws --------------------------------------------------------------------
-
-def traced_draws(draws, seeds):
-    """On every rank: the learner's function for each seed, with the communication it made."""
-    out = []
-    for seed in seeds:
-        with comm.trace() as t:
-            mine, shared = draws(seed)
-        out.append((mine, shared, t.summary()))
-    return out
-
 
 def check_draws(n: int, got: list, seeds) -> None:
     """'mine' is torch.rand(1) after seeding with seed + rank; 'shared' is rank 0's 'mine' on
