@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tplab import lab
+from tplab import lab, lab_setup
 from tplab.paths import EXERCISES, REPO
 
 READY_S = 60
@@ -57,7 +57,7 @@ def _args(**kw):
 # --- the command, built without starting anything -------------------------------------------
 
 def test_command_binds_loopback_and_keeps_token_off_the_command_line(tmp_path):
-    argv, env, url = lab.build_command(_args(port=0, no_browser=True),
+    argv, env, url = lab_setup.build_command(_args(port=0, no_browser=True),
                                        {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path)})
     token = env["JUPYTER_TOKEN"]
     assert re.fullmatch(r"[0-9a-f]{48}", token)
@@ -74,17 +74,17 @@ def test_command_puts_the_venv_first_on_path_and_terminals_keep_it(tmp_path):
     bin_dir = os.path.dirname(os.path.abspath(sys.executable))
     environ = {"XDG_CACHE_HOME": str(tmp_path), "HOME": str(tmp_path), "SHELL": "/bin/bash",
                "PATH": os.pathsep.join(["/usr/bin", bin_dir, "/bin"])}
-    argv, env, _ = lab.build_command(_args(port=0), environ)
+    argv, env, _ = lab_setup.build_command(_args(port=0), environ)
     path = env["PATH"].split(os.pathsep)
     assert path[0] == bin_dir and path.count(bin_dir) == 1 and path[1:] == ["/usr/bin", "/bin"]
     # Not a login shell (`-l`): its /etc/profile would reset PATH.
     assert '--ServerApp.terminado_settings=shell_command=["/bin/bash"]' in argv
-    _, bare_env, _ = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path)})
+    _, bare_env, _ = lab_setup.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path)})
     assert bare_env["PATH"].split(os.pathsep)[0] == bin_dir
 
 
 def test_command_switches_the_news_prompt_off(tmp_path, monkeypatch):
-    argv, env, _ = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path),
+    argv, env, _ = lab_setup.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path),
                                                      "HOME": str(tmp_path),
                                                      "JUPYTER_CONFIG_PATH": "/elsewhere"})
     assert "--LabApp.news_url=None" in argv
@@ -110,26 +110,28 @@ def test_exercises_are_copied_to_mywork_and_never_overwritten(tmp_path):
     (src / "README.md").write_text("not a notebook")
     dst.mkdir()
     (dst / "00_a.ipynb").write_text("the learner's work")
-    assert lab.copy_exercises(src, dst) == [dst / "01_b.ipynb"]
+    assert lab_setup.copy_exercises(src, dst) == [dst / "01_b.ipynb"]
     assert (dst / "00_a.ipynb").read_text() == "the learner's work"
     assert (dst / "01_b.ipynb").read_text() == '{"blank": "01_b.ipynb"}'
     # no temporary left
     assert sorted(p.name for p in dst.iterdir()) == ["00_a.ipynb", "01_b.ipynb"]
     (dst / "01_b.ipynb").write_text("edited")
-    assert lab.copy_exercises(src, dst) == []
+    assert lab_setup.copy_exercises(src, dst) == []
     assert (dst / "01_b.ipynb").read_text() == "edited"
     # a fresh folder gets every exercise of the course
     fresh = tmp_path / "fresh"
-    assert [p.name for p in lab.copy_exercises(EXERCISES, fresh)] == _exercise_names()
+    assert [p.name for p in lab_setup.copy_exercises(EXERCISES, fresh)] == _exercise_names()
 
 
 def test_token_precedence(tmp_path):
+    def token(args, environ):
+        return lab_setup.build_command(args, environ)[1]["JUPYTER_TOKEN"]
+
     env = {"XDG_CACHE_HOME": str(tmp_path), "TPLAB_LAB_TOKEN": "fromenv"}
-    assert lab.build_command(_args(port=0), env)[1]["JUPYTER_TOKEN"] == "fromenv"
-    assert lab.build_command(_args(port=0, token="fromflag"), env)[1]["JUPYTER_TOKEN"] == "fromflag"
-    t1 = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path)})[1]["JUPYTER_TOKEN"]
-    t2 = lab.build_command(_args(port=0), {"XDG_CACHE_HOME": str(tmp_path)})[1]["JUPYTER_TOKEN"]
-    assert t1 != t2
+    assert token(_args(port=0), env) == "fromenv"
+    assert token(_args(port=0, token="fromflag"), env) == "fromflag"
+    bare = {"XDG_CACHE_HOME": str(tmp_path)}
+    assert token(_args(port=0), bare) != token(_args(port=0), bare)
 
 
 def test_busy_port_moves_on():
@@ -137,7 +139,7 @@ def test_busy_port_moves_on():
         s.bind(("127.0.0.1", 0))
         s.listen()
         busy = s.getsockname()[1]
-        assert lab.pick_port(busy) != busy
+        assert lab_setup.pick_port(busy) != busy
 
 
 # --- the real server ------------------------------------------------------------------------
