@@ -1,12 +1,21 @@
-"""`tplab lab`: open JupyterLab on the course, bound to 127.0.0.1 only, token authentication on,
-starting at lesson 00.
+"""Open JupyterLab on the course: bound to 127.0.0.1 only, token authentication on, starting at
+lesson 00.
+
+The token is random (`secrets.token_hex(24)`) unless `--token` or `TPLAB_LAB_TOKEN` gives one.
+It reaches Jupyter through the JUPYTER_TOKEN environment variable rather than the command
+line, so other users of a shared machine cannot read it from the process list. Jupyter's
+runtime files, workspaces, settings and log go to the user's cache (~/.cache/tplab/jupyter);
+kernels' IPython profile too, unless IPYTHONDIR is set.
 
 Before it starts, each `exercises/NN_*.ipynb` is copied to `mywork/` unless a copy is already
-there (a copy is never overwritten); the command line, environment and port come from
-`lab_setup.py`. Jupyter runs as a child process in its own session whose log goes to a file;
+there (a copy is never overwritten). Jupyter runs as a child process whose log goes to a file;
 the URL is printed only once `/api/status` answers with the token, so it is the last thing on
-screen and it works when it appears. Ctrl-C (or a kill, or a closed terminal) stops Jupyter
-with SIGTERM, its clean stop, so its kernels stop too.
+screen and it works when it appears. The virtual environment's `bin` directory comes first on
+the server's PATH, hence on its kernels' and terminals' (`!tplab grade ...` in a cell,
+`tplab grade ...` in a JupyterLab terminal); terminals are plain interactive shells, not login
+shells, which would reset PATH from /etc/profile. The Jupyter news prompt is switched off
+through a default-settings override in a config directory of our own (JUPYTER_CONFIG_PATH).
+What is prepared before Jupyter starts is in `lab_setup.py`; starting, waiting and stopping here.
 """
 from __future__ import annotations
 

@@ -1,17 +1,8 @@
 """What `tplab lab` prepares before it starts Jupyter: the learner's copies of the exercises,
 Jupyter's folders in the user's cache, a free port on 127.0.0.1, and the command line and
-environment JupyterLab runs with. Nothing here starts a process (`lab.py` does).
-
-The token is random (`secrets.token_hex(24)`) unless `--token` or `TPLAB_LAB_TOKEN` gives one.
-It reaches Jupyter through the JUPYTER_TOKEN environment variable rather than the command
-line, so other users of a shared machine cannot read it from the process list. Jupyter's
-runtime files, workspaces, settings and log go to the user's cache (~/.cache/tplab/jupyter);
-kernels' IPython profile too, unless IPYTHONDIR is set. The virtual environment's `bin`
-directory comes first on the server's PATH, hence on its kernels' and terminals' (`!tplab grade
-...` in a cell, `tplab grade ...` in a JupyterLab terminal); terminals are plain interactive
-shells, not login shells, which would reset PATH from /etc/profile. The Jupyter news prompt is
-switched off through a default-settings override in a config directory of our own
-(JUPYTER_CONFIG_PATH).
+environment JupyterLab runs with (the token in JUPYTER_TOKEN, not on the command line; this
+environment's `bin` first on PATH; the news prompt off). Nothing here starts a process:
+`lab.py` starts Jupyter, waits for it to answer and stops it; its docstring is the whole story.
 """
 from __future__ import annotations
 
