@@ -2,9 +2,10 @@
 
     ranks.py            lesson 00: the world of ranks, one bar per rank
     collectives.py      lesson 01: chunks on ranks before and after a collective, ring steps
+    data_parallel.py    lesson 02: replicas drifting, bucket timelines, step times
     tensor_parallel.py  lesson 03: column/row splits, head plans, the f/g flow
     decode.py           lesson 04: bytes per layer and rank, where decode time goes
 """
-from tplab.viz import collectives, decode, ranks, tensor_parallel
+from tplab.viz import collectives, data_parallel, decode, ranks, tensor_parallel
 
-__all__ = ["collectives", "decode", "ranks", "tensor_parallel"]
+__all__ = ["collectives", "data_parallel", "decode", "ranks", "tensor_parallel"]
