@@ -285,11 +285,26 @@ def _clocked():
     with comm.AllReduceClock() as clock:
         comm.all_reduce(x)
         dist.all_reduce(x)                          # straight to torch: not tplab's all-reduce
-        comm.all_reduce(x, async_op=True).wait()    # in the background: no time spent inside it
+        comm.wait(comm.all_reduce(x, async_op=True))  # in the background: no time spent inside
+        comm.ring_all_reduce(x)                     # lesson 01's ring: not the layers' all-reduce
         comm.all_reduce(x)
     comm.all_reduce(x)                              # after the block
-    return len(clock.durations)
+    return len(clock.durations), float(x[0])
 
 
 def test_all_reduce_clock_times_tplab_blocking_all_reduces_only():
-    assert tplab.launch(_clocked, 2) == [2, 2]
+    assert tplab.launch(_clocked, 2) == [(2, 2.0**6)] * 2  # 6 all-reduces ran, 2 were timed
+
+
+def _traced_from_another_thread():
+    import threading
+
+    with comm.trace() as t:
+        helper = threading.Thread(target=comm.all_reduce, args=(torch.ones(3),))
+        helper.start()
+        helper.join()
+    return t.count("all_reduce")
+
+
+def test_trace_counts_the_calls_of_every_thread_of_the_rank():
+    assert tplab.launch(_traced_from_another_thread, 1) == [1]

@@ -209,3 +209,33 @@ def test_timeline_has_each_buckets_launch_completion_and_collection_from_the_hoo
         assert times["launch"][0] < backward_end  # the first bucket left during backward
     for events, _, _, listening, after in tplab.launch(_timed_step, 2, False):
         assert events == [] and listening == after == 0  # no timeline: nothing kept, no subscriber
+
+
+def _naive_timed_step():
+    from tplab.comm import hooks
+
+    model = DataParallel(make_model(), bucket_mb=0, timeline=True)
+    model(batches(1, 1)[0][:, :-1]).sum().backward()
+    model.finish_gradient_sync()
+    return len(hooks.subscribers), [kind for kind, _, _ in model.events]
+
+
+def test_naive_timeline_leaves_no_subscriber_behind():
+    for listening, kinds in tplab.launch(_naive_timed_step, 2):
+        assert listening == 0 and kinds == ["forward"]
+
+
+def _rank_1_skips_the_sync(bucket_mb):
+    model = DataParallel(make_model(), bucket_mb=bucket_mb)  # both ranks: it broadcasts
+    if dist.get_rank() == 1:
+        time.sleep(600)  # never computes its gradients, never joins their all-reduce
+    model(batches(1, 1)[0][:, :-1]).sum().backward()
+    model.finish_gradient_sync()
+
+
+@pytest.mark.parametrize("bucket_mb", [0.0, 25.0])
+def test_a_rank_left_waiting_in_the_gradient_sync_is_reported_waiting(bucket_mb):
+    with pytest.raises(tplab.WorkerError) as info:
+        tplab.launch(_rank_1_skips_the_sync, 2, bucket_mb, timeout=5)
+    err = info.value
+    assert err.waiting == [0] and err.computing == [1], str(err)  # rank 1 is the one to look at

@@ -16,7 +16,9 @@ bucket order on every rank, which keeps the collectives matched across ranks.
 
 All of it goes through `tplab.comm.all_reduce` (asynchronous, so torch.distributed's route,
 as DDP's), which reports to `tplab.comm.hooks`: the tracer counts these all-reduces, and
-`timeline=True` subscribes to learn when each bucket's all-reduce started and completed.
+`timeline=True` subscribes to learn when each bucket's all-reduce completed. Every wait is
+`tplab.comm.wait`, so a rank stuck waiting for a peer that never joined the gradient sync is
+reported by a timed-out launch as waiting in a collective, not as the culprit.
 """
 from __future__ import annotations
 
@@ -77,9 +79,11 @@ class DataParallel(nn.Module):
 
     timeline=True keeps, in `self.events`, the latest step's (what, bucket, time.perf_counter()):
     "forward" (bucket -1) when it began, "ready" when a parameter's gradient arrived, "launch"
-    and "complete" when a bucket's all-reduce started and completed (from `tplab.comm.hooks`:
-    completion is the Work's future's), "done" when finish_gradient_sync had it back.
-    Lesson 02 draws its timeline from these.
+    when a complete bucket was handed on (stamped before its gradients are copied into one flat
+    buffer, so a bar from launch to completion includes that copy), "complete" when its all-reduce
+    completed (from `tplab.comm.hooks`: the Work's future), "done" when finish_gradient_sync had
+    it back. Lesson 02 draws its timeline from these. bucket_mb=0 keeps only "forward": its
+    all-reduces all happen inside finish_gradient_sync.
     """
 
     def __init__(self, module: nn.Module, bucket_mb: float = 25.0, group=None,
@@ -126,16 +130,15 @@ class DataParallel(nn.Module):
     def forward(self, *args, **kwargs):
         if self._syncing and self.timeline:
             self.events = [("forward", -1, time.perf_counter())]
-            if self._subscription is None:  # until finish_gradient_sync: tplab's calls only
+            if self.buckets and self._subscription is None:  # until finish_gradient_sync ends
                 self._subscription = comm.hooks.subscribe(self._on_collective, direct=False)
         return self.module(*args, **kwargs)
 
     def _on_collective(self, kind: str, call) -> None:
-        """Subscribed to tplab.comm.hooks while a step is timed: the buckets' launch and
-        completion times (completion on gloo's thread, from the Work's future)."""
+        """Subscribed to tplab.comm.hooks while a step is timed: the buckets' completion times
+        (on gloo's thread, from the Work's future); "start" says which call is which bucket's."""
         if kind == "start" and self._launching is not None:  # (called inside comm.all_reduce)
             self._bucket_of[call] = self._launching
-            self.events.append(("launch", self._launching, call.start))
         elif kind == "end" and call in self._bucket_of:
             self.events.append(("complete", self._bucket_of.pop(call), call.end))
 
@@ -169,6 +172,8 @@ class DataParallel(nn.Module):
             bucket = self.buckets[self._next_launch]
             if not force and len(bucket.ready) < len(bucket.params):
                 return
+            if self.timeline:
+                self.events.append(("launch", self._next_launch, time.perf_counter()))
             self._launching = self._next_launch
             bucket.work = comm.all_reduce(bucket.fill(), self.group, async_op=True)
             self._launching = None
@@ -176,17 +181,31 @@ class DataParallel(nn.Module):
 
     def finish_gradient_sync(self) -> None:
         """Wait for the all-reduces and leave the average gradient in every parameter's .grad."""
-        if not self.buckets:  # naive: one all-reduce per parameter, each waited for at once
-            for p in self._trainable:  # (on torch's route, as the buckets: only bucketing differs)
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                comm.all_reduce(p.grad, self.group, async_op=True).wait()
-                p.grad.div_(self.world_size)
-            return
+        try:
+            if self.buckets:
+                self._finish_buckets()
+            else:
+                self._sync_each_parameter()
+        finally:  # however it ended (an error included), a timed step stops listening here
+            if self._subscription is not None:
+                self._subscription.remove()
+                self._subscription = None
+                self._bucket_of.clear()
+
+    def _sync_each_parameter(self) -> None:
+        """Naive: one all-reduce per parameter, each waited for at once (on torch's route, as
+        the buckets': only bucketing differs)."""
+        for p in self._trainable:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            comm.wait(comm.all_reduce(p.grad, self.group, async_op=True))
+            p.grad.div_(self.world_size)
+
+    def _finish_buckets(self) -> None:
         self._launch_ready_buckets(force=True)  # buckets a parameter without a gradient held back
         with torch.no_grad():
             for b, bucket in enumerate(self.buckets):
-                bucket.work.wait()
+                comm.wait(bucket.work)
                 if self.timeline:
                     self.events.append(("done", b, time.perf_counter()))
                 bucket.flat.div_(self.world_size)
@@ -201,7 +220,3 @@ class DataParallel(nn.Module):
                 bucket.ready.clear()
                 bucket.flat, bucket.work = None, None
         self._next_launch = 0
-        if self._subscription is not None:  # every completion is in: stop listening
-            self._subscription.remove()
-            self._subscription = None
-            self._bucket_of.clear()

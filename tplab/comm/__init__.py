@@ -3,6 +3,7 @@
 - `all_reduce()`: the one tplab's layers call: shared memory for CPU ranks on one host,
   `torch.distributed.all_reduce` everywhere else (GPUs, several hosts), and in the background
   (`async_op=True`, as `DataParallel` does).
+- `wait()`: wait for such a background all-reduce (see its docstring for why it is here).
 - `all_gather()`: concatenate uneven shards along a dimension.
 - `ring_all_reduce()`: all-reduce built from send/recv (lesson 01 builds it step by step).
 - `use_torch_route()`: make a group's all-reduces take torch.distributed's route (to compare).
@@ -22,8 +23,8 @@ from tplab.comm.ring import ring_all_reduce
 from tplab.comm.timing import AllReduceClock
 from tplab.comm.tracing import Trace, trace
 
-__all__ = ["all_reduce", "all_gather", "ring_all_reduce", "use_torch_route", "hooks", "trace",
-           "Trace", "AllReduceClock"]
+__all__ = ["all_reduce", "wait", "all_gather", "ring_all_reduce", "use_torch_route", "hooks",
+           "trace", "Trace", "AllReduceClock"]
 
 # torch's own functions, not the names in torch.distributed, which hooks wraps for the calls
 # learners make: a tplab collective reports itself, once
@@ -78,6 +79,17 @@ def all_reduce(tensor: torch.Tensor, group=None, op: str = "sum", async_op: bool
     if call is not None:
         hooks.end(call)
     return tensor
+
+
+def wait(work) -> None:
+    """Wait for `work`, the Work an `all_reduce(..., async_op=True)` returned.
+
+    Why a function for one method call: a launch that times out reports a rank whose innermost
+    Python frame is in tplab.comm (or torch.distributed) as *waiting for a peer*, anywhere else
+    as *computing*. `work.wait()` is C++, so called from tplab.dp its rank would show tplab.dp
+    and be blamed for the hang it is waiting out; called here, it shows tplab.comm.
+    """
+    work.wait()
 
 
 def all_gather(tensor: torch.Tensor, sizes: list[int], dim: int = -1, group=None) -> torch.Tensor:

@@ -27,10 +27,12 @@ future). It hands back the Work wrapped so that a `.wait()` on it reports "wait"
 wrapper forwards everything else to the Work. On NCCL the future completes once the work is
 *queued* on the GPU, so there "end" is not the GPU's finishing time (CUDA events give that).
 
-Subscribers are called on whatever thread completes the work (gloo: its own), so they must be
-quick and thread-safe; one that raises is reported once as a warning and the collective goes
-on. With nobody subscribed the cost is a truth test per tplab collective, and
-torch.distributed is left untouched.
+A subscription is process-wide: it hears the collectives of every thread of the process, not
+only of the thread that subscribed (so the tracer counts them all; `quiet()` is the one
+per-thread switch). Subscribers are called on whatever thread made or completed the call (an
+async completion: gloo's own thread), so they must be quick and thread-safe; one that raises
+is reported once as a warning and the collective goes on. With nobody subscribed the cost is a
+truth test per tplab collective, and torch.distributed is left untouched.
 """
 from __future__ import annotations
 

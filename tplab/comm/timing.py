@@ -24,15 +24,19 @@ __all__ = ["AllReduceClock"]
 
 class AllReduceClock:
     """Time every blocking `tplab.comm.all_reduce` made inside the `with` block, whoever makes it
-    (tplab.tp, the token picker): a subscriber of `tplab.comm.hooks`, start to end of each call.
-    Calls made straight to torch.distributed are not timed (they are not tplab's all-reduce)."""
+    (tplab.tp, the token picker), and nothing else: a subscriber of `tplab.comm.hooks`, start to
+    end of each call, on any thread of this process. Not timed: calls made straight to
+    torch.distributed, `async_op=True` all-reduces (their time is spent elsewhere, overlapped)
+    and `ring_all_reduce` (lesson 01's send/recv ring, which reports impl "ring"): the clock
+    measures the all-reduce the model's layers pay for."""
 
     def __init__(self):
         self.durations: list[float] = []
         self._subscription = None
 
     def _on_collective(self, kind: str, call: hooks.Collective) -> None:
-        if kind == "end" and call.op == "all_reduce" and not call.async_op:
+        if (kind == "end" and call.op == "all_reduce" and not call.async_op
+                and call.impl != "ring"):  # every other impl is comm.all_reduce's route
             self.durations.append(call.end - call.start)
 
     def __enter__(self) -> AllReduceClock:

@@ -5,7 +5,10 @@ sends 2(n-1)/n·N bytes per rank; a tensor-parallel MLP does one all-reduce each
 The tracer checks those formulas against what the code actually did. It is a subscriber of
 `tplab.comm.hooks`: it sees tplab.comm's collectives and, for the duration of the `with`
 block, the calls made straight to `torch.distributed`, in this process only, so use it inside
-the function you launch: each rank counts its own calls.
+the function you launch: each rank counts its own calls. It counts the calls of *every thread*
+of the process, not only of the thread that opened the block (tplab's earlier tracer counted
+the opening thread's alone): a helper thread's collectives are the rank's traffic too. To
+leave some calls out, make them inside `hooks.quiet()`, which is per thread.
 
     with tplab.comm.trace() as t:
         dist.all_reduce(x)
@@ -63,7 +66,8 @@ class Trace:
 
 @contextlib.contextmanager
 def trace():
-    """Record this process's communication calls until the block ends; yields a Trace."""
+    """Record this process's communication calls, from any of its threads, until the block
+    ends; yields a Trace."""
     t = Trace()
     with hooks.subscribe(t._on_collective):
         yield t
