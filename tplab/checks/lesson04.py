@@ -23,7 +23,8 @@ import tplab.tp
 import tplab.tp.plan
 from tplab import comm
 from tplab.models.generate import TokenPicker
-from tplab.models.loading import GGUF_NAMES, load_llama_tp, parameter_bytes, vocab_start
+from tplab.models.gguf_file import GGUF_NAMES
+from tplab.models.loading import load_llama_tp, parameter_bytes, vocab_start
 from tplab.tp import ParallelAttention, shard_sizes
 from tplab.tp.plan import attention_shards, head_plan, shard_plan
 

@@ -8,6 +8,9 @@ one partial block at each end): a rank dequantises its own share and nothing els
 One more thing GGUF does: llama.cpp stores the query and key weights with each head's
 rows interleaved ((0, d/2), (1, d/2+1), …) for its rotary layout. `tensor()` undoes that,
 so the weights are in the usual layout (Hugging Face's) that `tplab.models.llama` expects.
+
+`GGUF_NAMES` is the one table of the file's tensor names (the model's module names to
+llama.cpp's); the loader (`tplab.models.loading`) and the checks read it from here.
 """
 from __future__ import annotations
 
@@ -20,6 +23,22 @@ import torch
 
 from tplab.models.llama import Config
 from tplab.models.locate import ModelFileError, find_gguf
+
+# module name (in a Block, or in Llama for the last two) -> the file's name, blk.{layer}.NAME.weight
+GGUF_NAMES = {"attn.q": "attn_q", "attn.k": "attn_k", "attn.v": "attn_v", "attn.o": "attn_output",
+              "mlp.gate": "ffn_gate", "mlp.up": "ffn_up", "mlp.down": "ffn_down",
+              "attn_norm": "attn_norm", "mlp_norm": "ffn_norm",
+              "embed": "token_embd", "norm": "output_norm"}
+
+
+def gguf_name(part: str, layer: int | None = None) -> str:
+    """The file's name of tensor `part` ("attn.q", "embed", …) of layer `layer` (None: no layer)."""
+    name = f"{GGUF_NAMES[part]}.weight"
+    return name if layer is None else f"blk.{layer}.{name}"
+
+
+# the tensors llama.cpp stores with each head's rows interleaved for its rotary layout
+INTERLEAVED = (gguf_name("attn.q"), gguf_name("attn.k"))
 
 
 class GGUFModelFile:
@@ -77,7 +96,7 @@ class GGUFModelFile:
             raw = data[r0:r1, b0 * block_bytes:b1 * block_bytes]
             values = gguf.quants.dequantize(raw, t.tensor_type)[:, c0 - b0 * block:c1 - b0 * block]
         out = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
-        if name.endswith(("attn_q.weight", "attn_k.weight")):
+        if name.endswith(INTERLEAVED):
             out = _unpermute(out, self.config.head_dim)
         return out if t.data.ndim == 2 else out.reshape(-1)
 

@@ -1,11 +1,12 @@
 """Build the course model from its GGUF file: whole on one device, or sharded over TP ranks.
 
-Both builds read the file through one name table (`GGUF_NAMES`: the model's module names to
-llama.cpp's tensor names) and take their slices from one plan (`tplab.tp.plan.shard_plan`;
-one device is the plan for one rank, where every slice is whole). The sharded build never
-holds the whole model: each rank asks the file for its own rows and columns only
-(`GGUFModelFile.tensor(name, rows, cols)`), so its memory is its share. Modules are made on
-the meta device first (no random initialisation, no memory) and then given the file's weights.
+Both builds read the file through one name table (`tplab.models.gguf_file.GGUF_NAMES`: the
+model's module names to llama.cpp's tensor names) and take their slices from one plan
+(`tplab.tp.plan.shard_plan`; one device is the plan for one rank, where every slice is whole).
+The sharded build never holds the whole model: each rank asks the file for its own rows and
+columns only (`GGUFModelFile.tensor(name, rows, cols)`), so its memory is its share. Modules
+are made on the meta device first (no random initialisation, no memory) and then given the
+file's weights.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 
 from tplab.layers import Attention, Block, SwiGLU, TiedHead
-from tplab.models.gguf_file import GGUFModelFile
+from tplab.models.gguf_file import GGUFModelFile, gguf_name
 from tplab.models.llama import Llama
 from tplab.tp import (
     ColumnParallelLinear,
@@ -24,18 +25,6 @@ from tplab.tp import (
     shard_plan,
 )
 from tplab.tp.plan import RankPlan, Slice
-
-# module name (in a Block, or in Llama for the last two) -> the file's name, blk.{layer}.NAME.weight
-GGUF_NAMES = {"attn.q": "attn_q", "attn.k": "attn_k", "attn.v": "attn_v", "attn.o": "attn_output",
-              "mlp.gate": "ffn_gate", "mlp.up": "ffn_up", "mlp.down": "ffn_down",
-              "attn_norm": "attn_norm", "mlp_norm": "ffn_norm",
-              "embed": "token_embd", "norm": "output_norm"}
-
-
-def gguf_name(part: str, layer: int | None = None) -> str:
-    """The file's name of tensor `part` ("attn.q", "embed", …) of layer `layer` (None: no layer)."""
-    name = f"{GGUF_NAMES[part]}.weight"
-    return name if layer is None else f"blk.{layer}.{name}"
 
 
 def _read(f: GGUFModelFile, part: str, layer: int | None, piece: Slice) -> torch.Tensor:

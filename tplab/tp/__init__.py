@@ -10,19 +10,19 @@
 from tplab.tp.blocks import ParallelAttention, ParallelSwiGLU
 from tplab.tp.linear import ColumnParallelLinear, RowParallelLinear
 from tplab.tp.ops import (
-                          copy_to_parallel,
-                          gather_from_parallel,
-                          reduce_from_parallel,
-                          split_to_parallel,
+    copy_to_parallel,
+    gather_from_parallel,
+    reduce_from_parallel,
+    split_to_parallel,
 )
 from tplab.tp.plan import (
-                          RankPlan,
-                          Slice,
-                          attention_shards,
-                          head_plan,
-                          mlp_shards,
-                          shard_plan,
-                          tensor_shapes,
+    RankPlan,
+    Slice,
+    attention_shards,
+    head_plan,
+    mlp_shards,
+    shard_plan,
+    tensor_shapes,
 )
 from tplab.tp.split import shard_range, shard_sizes
 from tplab.tp.vocab import VocabParallelEmbedding, vocab_parallel_cross_entropy
