@@ -207,3 +207,23 @@ def draw_all_reduce_bench(median_us: dict, title: str, impls=("gloo", "ring", "t
     ax.set(yscale="log", ylabel="median µs per all-reduce", title=title)
     ax.legend()
     return fig
+
+
+def draw_prediction_check(measured_s: dict, fit_sizes, test_sizes, predict_s, bound_bytes: float,
+                          title: str = "gloo all-reduce, 2 ranks: prediction vs measurement"):
+    """Exercise 01.2's picture: measured all-reduce times (the sizes the fit used, and the ones
+    held out to test it) against the learner's `predict_s(nbytes)` and their latency-bound
+    threshold, log-log. Why: a formula that is off by a factor, or a threshold on the wrong side
+    of the bend, shows at a glance. `measured_s` maps bytes to seconds."""
+    us = 1e6
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.loglog(fit_sizes, [measured_s[s] * us for s in fit_sizes], "o",
+              label="measured, used for the fit")
+    ax.loglog(test_sizes, [measured_s[s] * us for s in test_sizes], "s",
+              label="measured, predicted")
+    grid = [2 ** (k / 4) for k in range(16, 4 * 24)]
+    ax.loglog(grid, [predict_s(s) * us for s in grid], "-", label="your predict_time")
+    ax.axvline(bound_bytes, color="C3", lw=1, label="your latency_bound_below(2)")
+    ax.set(xlabel="bytes per rank", ylabel="µs per all-reduce", title=title)
+    ax.legend(fontsize=8)
+    return fig
