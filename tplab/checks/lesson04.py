@@ -14,13 +14,12 @@ import contextlib
 import math
 import numbers
 import statistics
+import sys
 import time
 
 import torch
 import torch.distributed as dist
 
-import tplab.tp
-import tplab.tp.plan
 from tplab import comm
 from tplab.models.generate import TokenPicker
 from tplab.models.gguf_file import GGUF_NAMES
@@ -39,20 +38,36 @@ def forbidden_plan(*args, **kwargs):
                          "group to the first ranks)")
 
 
+def _raising():
+    return lambda *args, **kwargs: forbidden_plan()
+
+
+def _tplab_namespaces(namespace: dict) -> list[dict]:
+    return [namespace] + [vars(module) for name, module in list(sys.modules.items())
+                          if name.split(".")[0] == "tplab" and module is not None]
+
+
 @contextlib.contextmanager
 def plan_forbidden(namespace: dict):
-    """While the learner's function runs, the plan's functions raise: under any name in
-    `namespace` (the notebook's globals), in tplab.tp and in tplab.tp.plan."""
-    spaces = [namespace, vars(tplab.tp), vars(tplab.tp.plan)]
-    patched = [(space, name, value) for space in spaces for name, value in list(space.items())
-               if any(value is answer for answer in THE_PLAN)]
-    for space, name, _ in patched:
-        space[name] = forbidden_plan
+    """While the learner's function runs, the plan's functions raise under every name that holds
+    them: in `namespace` (the notebook's globals) and in every loaded tplab module (tplab.tp,
+    tplab.tp.plan, and those that import them: tplab.tp.blocks, tplab.models.loading,
+    tplab.viz.decode, ...). Afterwards every such name gets its function back, also in a module
+    first imported meanwhile (it bound the raising stand-in)."""
+    stand_in = {answer: _raising() for answer in THE_PLAN}  # one each: to know what to put back
+    original = {id(raising): answer for answer, raising in stand_in.items()}
+    for space in _tplab_namespaces(namespace):
+        for name, value in list(space.items()):
+            for answer in THE_PLAN:
+                if value is answer:
+                    space[name] = stand_in[answer]
     try:
         yield
     finally:
-        for space, name, value in patched:
-            space[name] = value
+        for space in _tplab_namespaces(namespace):
+            for name, value in list(space.items()):
+                if id(value) in original:
+                    space[name] = original[id(value)]
 
 
 def block_of(piece, full, dim, head_dim):

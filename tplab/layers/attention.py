@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tplab.layers.fuse import fuse_weights, project
+from tplab.layers.heads import kv_of_heads
 
 
 def attend(q, k, v, kv_of_head: torch.Tensor, rope=None, cache=None):
@@ -64,21 +65,14 @@ def attend_one(y, n_heads: int, kv_of_head: torch.Tensor, group: int, rope, cach
 def query_groups(kv_of_head: torch.Tensor, kv_heads: int) -> int:
     """g if query heads come in consecutive groups of g per KV head (0, 0, 1, 1, …), else 0.
 
-    Then the queries of one KV head can be stacked as rows and attend to that head directly.
+    That is, the map is grouped-query attention's own map of these heads (`kv_of_heads`); then
+    the queries of one KV head can be stacked as rows and attend to that head directly.
     (8 query heads over 2 KV heads at TP 3 give a rank [0, 1, 1]: irregular, so 0.)
     """
     n = kv_of_head.numel()
-    group = n // kv_heads if kv_heads and n % kv_heads == 0 else 0
-    if group and not torch.equal(kv_of_head, torch.arange(kv_heads).repeat_interleave(group)):
-        return 0
-    return group
-
-
-def grouped_heads(n_heads: int, n_kv_heads: int) -> torch.Tensor:
-    """The dense query-to-KV head map of grouped-query attention: [0, 0, 0, 1, 1, 1, …]."""
-    if n_heads % n_kv_heads:
-        raise ValueError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
-    return torch.arange(n_heads, device="cpu") // (n_heads // n_kv_heads)  # cpu, even under meta
+    if not kv_heads or n % kv_heads or not torch.equal(kv_of_head, kv_of_heads(n, kv_heads)):
+        return 0  # not the dense map of n query heads over kv_heads
+    return n // kv_heads
 
 
 class Attention(nn.Module):
@@ -95,7 +89,7 @@ class Attention(nn.Module):
                  bias: bool = False):
         super().__init__()
         d = head_dim or hidden // n_heads
-        kv_of_head = grouped_heads(n_heads, n_kv_heads)
+        kv_of_head = kv_of_heads(n_heads, n_kv_heads)
         q, kv = n_heads * d, n_kv_heads * d
         self.attach(nn.Linear(hidden, q, bias=bias), nn.Linear(hidden, kv, bias=bias),
                     nn.Linear(hidden, kv, bias=bias), nn.Linear(q, hidden, bias=bias),

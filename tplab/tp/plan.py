@@ -3,7 +3,9 @@
 One place answers "which rows and columns of which tensor does rank r keep, and which KV head
 does each of its query heads read": the loader (`tplab.models.loading`) reads exactly those
 slices from the file, `from_dense` (`tplab.tp.blocks`) cuts them from a dense module,
-`tplab.viz.decode.rank_bytes` adds them up, and the pictures of `tplab.viz` draw them.
+`tplab.viz.decode.rank_bytes` adds them up, and the pictures of `tplab.viz` draw them. Its
+head map is the dense one of grouped-query attention (`tplab.layers.heads.kv_of_heads`, which
+the dense `Attention` uses too) divided among the ranks.
 
     head_plan          per rank: query heads [q0, q1) and the KV heads [kv0, kv1) they read
     attention_shards   per rank: its slices of q, k, v, o and its query-to-KV head map
@@ -20,6 +22,7 @@ import math
 
 import torch
 
+from tplab.layers.heads import kv_of_heads
 from tplab.tp.split import shard_range, shard_sizes
 
 Range = tuple[int, int]
@@ -32,20 +35,19 @@ def head_plan(n_heads: int, n_kv_heads: int, parts: int) -> list[dict]:
     replicated. Beyond that, query heads are divided and each rank keeps a copy of the
     KV heads its query heads read (KV heads replicated).
     """
-    if n_heads % n_kv_heads:
-        raise ValueError(f"{n_heads} query heads cannot be grouped over {n_kv_heads} KV heads")
+    kv_of = kv_of_heads(n_heads, n_kv_heads)  # the dense map: query head j reads KV head kv_of[j]
     if not 1 <= parts <= n_heads:
         raise ValueError(f"tensor-parallel degree {parts} does not fit {n_heads} attention heads: "
                          f"use a degree from 1 to {n_heads} (each rank needs at least one head)")
-    group = n_heads // n_kv_heads
     plan = []
     for rank in range(parts):
-        if parts <= n_kv_heads:
+        if parts <= n_kv_heads:  # whole KV groups: the query heads that read them
             kv0, kv1 = shard_range(n_kv_heads, parts, rank)
-            q0, q1 = kv0 * group, kv1 * group
-        else:
+            reads = ((kv_of >= kv0) & (kv_of < kv1)).nonzero().flatten()
+            q0, q1 = int(reads[0]), int(reads[-1]) + 1
+        else:  # query heads: the KV heads they read
             q0, q1 = shard_range(n_heads, parts, rank)
-            kv0, kv1 = q0 // group, (q1 - 1) // group + 1
+            kv0, kv1 = int(kv_of[q0]), int(kv_of[q1 - 1]) + 1
         plan.append({"q": (q0, q1), "kv": (kv0, kv1)})
     return plan
 
@@ -96,11 +98,11 @@ class AttentionShard:
 def attention_shards(n_heads: int, n_kv_heads: int, head_dim: int,
                      parts: int) -> list[AttentionShard]:
     """Per rank: its heads (`head_plan`) as slices of W_q, W_k, W_v (rows) and W_o (columns)."""
-    plans = head_plan(n_heads, n_kv_heads, parts)
-    group = n_heads // n_kv_heads
+    plans, kv_of = head_plan(n_heads, n_kv_heads, parts), kv_of_heads(n_heads, n_kv_heads)
     q_sizes = tuple((p["q"][1] - p["q"][0]) * head_dim for p in plans)
-    return [AttentionShard(p["q"], p["kv"], tuple(j // group - p["kv"][0] for j in range(*p["q"])),
-                           head_dim, q_sizes) for p in plans]
+    # a rank's map is its query heads' part of the dense one, numbered from its first KV head
+    local = [tuple((kv_of[slice(*p["q"])] - p["kv"][0]).tolist()) for p in plans]
+    return [AttentionShard(p["q"], p["kv"], m, head_dim, q_sizes) for p, m in zip(plans, local)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
+from tplab.layers.heads import kv_of_heads
 from tplab.tp.plan import attention_shards
 from tplab.tp.split import shard_sizes
 from tplab.viz.ranks import rank_color, sub
 
 __all__ = ["sub", "draw_column_and_row", "draw_mlp_weights", "draw_head_plan", "draw_head_plans",
-           "draw_params_per_rank",
-           "draw_mlp_flow", "draw_vocab_split"]
+           "draw_params_per_rank", "draw_mlp_flow", "draw_vocab_split"]
 
 WHOLE = "#BDBDBD"
 
@@ -107,10 +107,8 @@ def draw_column_and_row(n: int = 3):
     _arrow(bottom, 6.55 + step * (n - 1), 0.6, 8.05, 0.6, "Σ (all-reduce)")
     _box(bottom, 8.15, 0.1, 1.4, 1.0, label="Y\nwhole")
     bottom.text(5.2, -0.35, "partial sums, one per rank", fontsize=8, ha="center", va="top")
-    _finish(bottom, "row split: W = [W₁; …; Wₙ] (stacked), X = [X₁ … Xₙ], Y = Σᵢ XᵢWᵢ", (-0.2,
-                                                                                         10.6),
-                                                                                         (-0.7,
-                                                                                          1.65))
+    _finish(bottom, "row split: W = [W₁; …; Wₙ] (stacked), X = [X₁ … Xₙ], Y = Σᵢ XᵢWᵢ",
+            (-0.2, 10.6), (-0.7, 1.65))
     fig.tight_layout()
     return fig
 
@@ -134,8 +132,7 @@ def draw_mlp_weights(hidden: int, ffn: int, n: int, sizes: list[int] | None = No
             fontsize=9)
     for r in range(n):
         ax.text(x + h + 0.3, h - 0.35 - 0.35 * r, f"rank {r}: {sizes[r]} FFN features",
-                color=rank_color(r),
-                fontsize=9, fontweight="bold", va="center")
+                color=rank_color(r), fontsize=9, fontweight="bold", va="center")
     _finish(ax, f"who holds what: SwiGLU MLP, hidden {hidden}, FFN {ffn}, {n} ranks",
             (-0.2, x + h + 2.6), (h - f - 0.2, h + 0.8))
     fig.tight_layout()
@@ -149,9 +146,9 @@ def draw_head_plan(n_heads: int, n_kv_heads: int, parts: int, ax=None):
     Thick lines separate KV groups (the query heads that share one KV head). A KV head
     filled on several rows is replicated on those ranks.
     """
-    plan = [{"q": s.q_heads, "kv": s.kv_heads} for s in attention_shards(n_heads, n_kv_heads, 1,
-                                                                         parts)]
-    group = n_heads // n_kv_heads
+    shards = attention_shards(n_heads, n_kv_heads, 1, parts)
+    plan = [{"q": s.q_heads, "kv": s.kv_heads} for s in shards]
+    kv_of = kv_of_heads(n_heads, n_kv_heads).tolist()
     if ax is None:
         _, ax = plt.subplots(figsize=(0.42 * (n_heads + n_kv_heads) + 2.2, 0.5 * parts + 0.9))
     kv_x = n_heads + 1.0
@@ -176,8 +173,8 @@ def draw_head_plan(n_heads: int, n_kv_heads: int, parts: int, ax=None):
         ax.text(kv_x + n_kv_heads + 0.2, y + 0.4,
                 f"{p['q'][1] - p['q'][0]} q, {p['kv'][1] - p['kv'][0]} kv",
                 fontsize=8, va="center")
-    for g in range(1, n_kv_heads):
-        ax.plot([g * group - 0.04] * 2, [-0.15, parts - 0.05], color="black", lw=2)
+    for j in (j for j in range(1, n_heads) if kv_of[j] != kv_of[j - 1]):  # a new KV group
+        ax.plot([j - 0.04] * 2, [-0.15, parts - 0.05], color="black", lw=2)
     ax.text(n_heads / 2, parts + 0.05, "query heads (| = KV group)", ha="center", va="bottom",
             fontsize=8)
     ax.text(kv_x + n_kv_heads / 2, parts + 0.05, "KV heads", ha="center", va="bottom", fontsize=8)
@@ -209,11 +206,10 @@ def draw_mlp_flow(n: int = 2, forward: str | None = None, backward: str | None =
     fig, ax = plt.subplots(figsize=(9.6, 0.75 * n + 1.7))
     lane = lambda r: (n - 1 - r) * 0.9  # noqa: E731
     # (left, width, kind, label): kind "whole" | "op" | "shard" | "partial" | "comm"
-    items = [(0.0, 0.7, "whole", "x"), (1.0, 0.5, "comm", "f"), (1.8, 1.3, "op",
-                                                                 "gate, up\ncolumn-parallel"),
-             (3.4, 1.3, "shard", "a{r}: shard"), (5.0, 1.3, "op", "down\nrow-parallel"),
-             (6.6, 1.3, "partial", "y{r}: partial"), (8.2, 0.5, "comm", "g"), (9.0, 0.7, "whole",
-                                                                               "y")]
+    items = [(0.0, 0.7, "whole", "x"), (1.0, 0.5, "comm", "f"),
+             (1.8, 1.3, "op", "gate, up\ncolumn-parallel"), (3.4, 1.3, "shard", "a{r}: shard"),
+             (5.0, 1.3, "op", "down\nrow-parallel"), (6.6, 1.3, "partial", "y{r}: partial"),
+             (8.2, 0.5, "comm", "g"), (9.0, 0.7, "whole", "y")]
     for r in range(n):
         y = lane(r)
         ax.text(-0.15, y + 0.3, f"rank {r}", ha="right", va="center", fontsize=9,
@@ -232,8 +228,8 @@ def draw_mlp_flow(n: int = 2, forward: str | None = None, backward: str | None =
                 ax.text(left + width / 2, y + 0.3, label, ha="center", va="center", fontsize=7.5)
         for (l0, w0, _, _), (l1, _, k1, _) in zip(items, items[1:]):
             ax.add_patch(FancyArrowPatch((l0 + w0 + 0.02, y + 0.3), (l1 - 0.02, y + 0.3),
-                                         arrowstyle="-|>",
-                                         mutation_scale=9, lw=0.9, shrinkA=0, shrinkB=0))
+                                         arrowstyle="-|>", mutation_scale=9, lw=0.9, shrinkA=0,
+                                         shrinkB=0))
     top, bottom = lane(0) + 0.6, lane(n - 1)
     for left, width, kind, name in items:
         if kind != "comm":
@@ -251,9 +247,9 @@ def draw_mlp_flow(n: int = 2, forward: str | None = None, backward: str | None =
                             backward and f"backward: {backward}") if c]
     if captions:
         ax.text(4.85, bottom - 0.62, "   |   ".join(captions), ha="center", va="top", fontsize=9)
-    for i, (hatch, color, word) in enumerate(((None, WHOLE, "whole"), (None, rank_color(0),
-                                                                       "shard"),
-                                              ("///", rank_color(0), "partial"))):
+    legend = ((None, WHOLE, "whole"), (None, rank_color(0), "shard"),
+              ("///", rank_color(0), "partial"))
+    for i, (hatch, color, word) in enumerate(legend):
         _box(ax, 10.0, top - 0.3 - 0.38 * i, 0.35, 0.26, color, hatch)
         ax.text(10.45, top - 0.17 - 0.38 * i, word, fontsize=8, va="center")
     _finish(ax, title or f"the column-then-row MLP on {n} rank{'s' if n > 1 else ''}", (-0.9, 11.1),
@@ -271,8 +267,8 @@ def draw_vocab_split(vocab: int, n: int, sizes: list[int] | None = None):
     _split(ax, 0, 0, 6.0, 1.4, sizes, "columns", labels)
     ax.text(3.0, 1.5, f"logits [tokens × {vocab}]: rank r holds the columns of its ids",
             ha="center", va="bottom", fontsize=9)
-    steps = [("max over my ids", "all-reduce max"), ("target's logit (its owner; 0 elsewhere)",
-                                                     "all-reduce sum"),
+    steps = [("max over my ids", "all-reduce max"),
+             ("target's logit (its owner; 0 elsewhere)", "all-reduce sum"),
              ("Σ exp(z − max) over my ids", "all-reduce sum")]
     for i, (what, how) in enumerate(steps):
         y = 1.15 - 0.55 * i
@@ -280,8 +276,7 @@ def draw_vocab_split(vocab: int, n: int, sizes: list[int] | None = None):
         _box(ax, 6.85, y - 0.18, 0.35, 0.36, label="")
         ax.text(7.3, y, f"[tokens]: {what} → {how}", fontsize=8, va="center")
     ax.text(3.0, -0.2, "never gathered: tokens × vocab floats stay where they are", ha="center",
-            va="top", fontsize=8,
-            style="italic")
+            va="top", fontsize=8, style="italic")
     _finish(ax, f"vocabulary-parallel cross-entropy over {n} ranks", (-0.2, 12.3), (-0.5, 1.9))
     return fig
 
