@@ -16,7 +16,8 @@ Prints one JSON object per line: {"impl", "tp", "metric", "value"}
     wait_share     fraction of decode time a rank spends inside all-reduces waiting for the
                    other to arrive (load imbalance: 6 + 3 heads at TP=2); the larger of the two
     weight_gbs     weights read per token / time per token (TP=1): achieved bandwidth
-    mem_read_gbs   the machine: GB/s summing a 512 MiB float32 tensor
+    mem_read_gbs   the machine: GB/s summing a 512 MiB float32 tensor (the median of 5 sums,
+                   `tplab.timing.read_bandwidth_gbs`)
 
 Method: the same prompt and threads for hf and tplab TP=1 (all cores); TP=2 runs two ranks
 of one thread each. Both models run the same loop (prefill, then 64 single-token
@@ -29,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 
 import torch
 
@@ -40,6 +39,7 @@ from tplab.models.generate import TokenPicker
 from tplab.models.loading import load_llama, load_llama_tp, parameter_bytes, vocab_start
 from tplab.models.locate import find_gguf
 from tplab.models.tokenizer import SmolTokenizer
+from tplab.timing import median, read_bandwidth_gbs, stopwatch
 
 PROMPT_TOKENS, NEW_TOKENS = 128, 64
 TEXT = ("Tensor parallelism splits each layer's weight matrices across devices, so that every "
@@ -58,36 +58,25 @@ def time_tplab(model, ids, clock=None) -> tuple[float, float]:
     after the prefill."""
     pick = TokenPicker(model.config.vocab_size, vocab_start(model))
     cache = model.new_cache(1, len(ids) + NEW_TOKENS)
-    t0 = time.perf_counter()
-    logits = model(torch.tensor([ids]), cache)
+    with stopwatch() as prefill:
+        logits = model(torch.tensor([ids]), cache)
     if clock is not None:
         clock.reset()
-    t1 = time.perf_counter()
-    for _ in range(NEW_TOKENS):
-        logits = model(torch.tensor([[pick(logits[0, -1])]]), cache)
-    return t1 - t0, time.perf_counter() - t1
+    with stopwatch() as decode:
+        for _ in range(NEW_TOKENS):
+            logits = model(torch.tensor([[pick(logits[0, -1])]]), cache)
+    return prefill.seconds, decode.seconds
 
 
 @torch.no_grad()
 def time_hf(model, ids) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    out = model(torch.tensor([ids]), use_cache=True)
-    t1 = time.perf_counter()
-    for _ in range(NEW_TOKENS):
-        token = out.logits[0, -1].argmax().view(1, 1)
-        out = model(token, past_key_values=out.past_key_values, use_cache=True)
-    return t1 - t0, time.perf_counter() - t1
-
-
-def memory_read_gbs(repeats: int = 5) -> float:
-    x = torch.ones(128 * 2**20)  # 512 MiB
-    x.sum()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        x.sum()
-        times.append(time.perf_counter() - t0)
-    return x.numel() * 4 / statistics.median(times) / 1e9
+    with stopwatch() as prefill:
+        out = model(torch.tensor([ids]), use_cache=True)
+    with stopwatch() as decode:
+        for _ in range(NEW_TOKENS):
+            token = out.logits[0, -1].argmax().view(1, 1)
+            out = model(token, past_key_values=out.past_key_values, use_cache=True)
+    return prefill.seconds, decode.seconds
 
 
 def tp_worker(ids, repeats, route):
@@ -105,7 +94,6 @@ def tp_worker(ids, repeats, route):
         per_token.append(decode / NEW_TOKENS * 1e3)
         comm_shares.append(split["comm_s"] / decode)
         wait_shares.append(split["wait_s"] / decode)
-    median = statistics.median
     return median(per_token), median(comm_shares), median(wait_shares)
 
 
@@ -135,11 +123,11 @@ def main(argv=None) -> None:
         runs["hf"].append(time_hf(hf, ids))
         runs["tplab"].append(time_tplab(ours, ids))
     for impl, times in runs.items():
-        emit(impl, 1, "prefill_tok_s", PROMPT_TOKENS / statistics.median(t[0] for t in times))
-        emit(impl, 1, "decode_tok_s", NEW_TOKENS / statistics.median(t[1] for t in times))
-    seconds_per_token = statistics.median(t[1] for t in runs["tplab"]) / NEW_TOKENS
+        emit(impl, 1, "prefill_tok_s", PROMPT_TOKENS / median(t[0] for t in times))
+        emit(impl, 1, "decode_tok_s", NEW_TOKENS / median(t[1] for t in times))
+    seconds_per_token = median(t[1] for t in runs["tplab"]) / NEW_TOKENS
     emit("tplab", 1, "weight_gbs", parameter_bytes(ours) / seconds_per_token / 1e9)
-    emit("machine", 1, "mem_read_gbs", memory_read_gbs())
+    emit("machine", 1, "mem_read_gbs", read_bandwidth_gbs(512, 5, stat=median))
     del hf, ours
     for impl, route in (("tplab", "shm"), ("tplab-gloo", "gloo")):
         results = tplab.launch(tp_worker, 2, ids, repeats, route, timeout=600)

@@ -2,7 +2,15 @@
 import pytest
 import torch
 
-from tplab.layers import Attention, LayerCache, Rotary, attend, attend_one, query_groups
+from tplab.layers import (
+    Attention,
+    LayerCache,
+    Rotary,
+    attend,
+    attend_one,
+    kv_of_heads,
+    query_groups,
+)
 
 
 def rotate_half_reference(t, offset, base=100000.0):
@@ -21,6 +29,13 @@ def test_rotary_matches_the_textbook_rotate_half(offset, positions):
     t = torch.randn(2, 4, positions, 64)
     assert torch.allclose(Rotary(64, 100000.0)(t, offset), rotate_half_reference(t, offset),
                           atol=1e-5)
+
+
+def test_kv_of_heads():
+    assert kv_of_heads(6, 2).tolist() == [0, 0, 0, 1, 1, 1]
+    assert kv_of_heads(3, 3).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError):
+        kv_of_heads(9, 2)
 
 
 def test_query_groups():

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from tplab.timing import median, percentile, stopwatch, summarize, time_calls
+from tplab.timing import median, percentile, read_bandwidth_gbs, stopwatch, summarize, time_calls
 
 
 def test_percentile_is_nearest_rank():
@@ -38,3 +38,16 @@ def test_stopwatch():
     with stopwatch() as sw:
         time.sleep(0.01)
     assert 0.009 < sw.seconds < 0.5
+
+
+def test_read_bandwidth_gbs_reads_what_it_says_and_puts_threads_back():
+    import torch
+
+    threads = torch.get_num_threads()
+    for product in (False, True):
+        gbs = read_bandwidth_gbs(8, 3, product=product, threads=1)
+        assert 0.05 < gbs < 10_000      # a real rate: 8 MiB read in a plausible time
+    assert torch.get_num_threads() == threads
+    seen = []  # `stat` picks from one time per timed call
+    read_bandwidth_gbs(8, 4, stat=lambda times: seen.append(list(times)) or min(times))
+    assert len(seen[0]) == 4 and all(t > 0 for t in seen[0])

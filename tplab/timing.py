@@ -12,6 +12,7 @@ that later calls do not.
     with stopwatch() as sw:                                         # one longer piece of work
         tplab.launch(fn, 2)
     sw.seconds
+    read_bandwidth_gbs(256)                                         # memory read GB/s, timed so
 """
 from __future__ import annotations
 
@@ -97,3 +98,32 @@ def stopwatch() -> Iterator[Elapsed]:
         yield elapsed
     finally:
         elapsed.seconds = time.perf_counter() - t0
+
+
+def read_bandwidth_gbs(mib: int = 256, repeats: int = 10, *, product: bool = False,
+                       stat: Callable[[Sequence[float]], float] = min,
+                       threads: int | None = None) -> float:
+    """GB/s this process reads from memory: `mib` MiB of float32, read once per timed call.
+
+    `product=False` sums a vector (`x.sum()`: the machine's read bandwidth); `product=True`
+    multiplies a [rows, 4096] matrix by a vector (`w @ v`: how decoding reads a weight matrix,
+    memory-bound, one multiply-add per weight read). `stat` picks the call: `min`, the least
+    disturbed (what the memory can do), or `median` (what a typical call got). `threads`, if
+    given, is torch's thread count while measuring (put back afterwards): bandwidth grows with
+    the cores reading.
+    """
+    import torch  # here: the timing helpers above need no torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        if product:
+            w, v = torch.ones(mib * 2**20 // 4 // 4096, 4096), torch.ones(4096)
+            times = time_calls(lambda: w @ v, repeats)
+        else:
+            w = torch.ones(mib * 2**20 // 4)
+            times = time_calls(w.sum, repeats)
+    finally:
+        torch.set_num_threads(before)
+    return w.numel() * 4 / stat(times) / 1e9

@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import statistics
 import sys
-import time
 
 import torch
 import torch.distributed as dist
@@ -24,6 +22,7 @@ from tplab import comm
 from tplab.models.generate import TokenPicker
 from tplab.models.gguf_file import GGUF_NAMES
 from tplab.models.loading import load_llama_tp, parameter_bytes, vocab_start
+from tplab.timing import measure, read_bandwidth_gbs, time_calls
 from tplab.tp import ParallelAttention, shard_sizes
 from tplab.tp.plan import attention_shards, head_plan, shard_plan
 
@@ -96,20 +95,18 @@ def check_slices(attention_slices, f, dense, layer, t, rank, namespace):
     where = f"t={t}, rank {rank}, layer {layer}"
     assert isinstance(got, (tuple, list)) and len(got) == 4, (
         f"{where}: return (q, k, v, o), got {type(got).__name__} {got!r:.80}")
-    plan = head_plan(c.n_heads, c.n_kv_heads, t)[rank]
-    (q0, q1), (kv0, kv1), d = plan["q"], plan["kv"], c.head_dim
+    shard, d = attention_shards(c.n_heads, c.n_kv_heads, c.head_dim, t)[rank], c.head_dim
+    (q0, q1), (kv0, kv1) = shard.q_heads, shard.kv_heads
     owns = (f"over {t} rank{'s' if t > 1 else ''}, rank {rank} holds KV "
             f"{heads(kv0 * d, kv1 * d, d)} and their query {heads(q0 * d, q1 * d, d)} (whole KV "
             f"groups, the extra group to the first ranks)")
     a = dense.blocks[layer].attn
-    blocks = {"q": (a.q.weight, 0, q0, q1), "k": (a.k.weight, 0, kv0, kv1),
-              "v": (a.v.weight, 0, kv0, kv1), "o": (a.o.weight, 1, q0, q1)}
     for name, mine in zip("qkvo", got):
-        full, dim, h0, h1 = blocks[name]
-        want = full.narrow(dim, h0 * d, (h1 - h0) * d)
+        full, piece = getattr(a, name).weight, shard.slices[name]  # the plan's block: the answer
+        want, dim = piece.of(full), 0 if piece.rows is not None else 1
+        h0, h1 = piece.rows if dim == 0 else piece.cols
         side = "columns" if dim else "rows"
-        expected = (f"{side} {h0 * d}..{(h1 * d)} of the file's {FILE_TENSOR[name]} "
-                    f"({heads(h0 * d, h1 * d, d)})")
+        expected = f"{side} {h0}..{h1} of the file's {FILE_TENSOR[name]} ({heads(h0, h1, d)})"
         assert isinstance(mine, torch.Tensor), (
             f"{where}: {name} should be a tensor, got {type(mine).__name__}")
         assert tuple(mine.shape) == tuple(want.shape), (
@@ -187,17 +184,10 @@ def check_formula(predict_ms_per_token):
                                  + f". The formula: {FORMULA}")
 
 
-def read_bandwidth_gbs(mib=256, repeats=10):
+def weight_read_gbs():
     # the bytes per second a matrix-vector product reads from a weight matrix (what decoding
-    # spends its time on)
-    w, v = torch.ones(mib * 2**20 // 4 // 4096, 4096), torch.ones(4096)
-    w @ v
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        w @ v
-        times.append(time.perf_counter() - t0)
-    return w.numel() * 4 / min(times) / 1e9
+    # spends its time on): 256 MiB, the fastest of 10
+    return read_bandwidth_gbs(256, 10, product=True)
 
 
 def decode_ms(model, ids, n_tokens=12):
@@ -205,13 +195,12 @@ def decode_ms(model, ids, n_tokens=12):
     # processes), after the prefill
     pick = TokenPicker(model.config.vocab_size, vocab_start(model))
     cache = model.new_cache(1, len(ids) + n_tokens)
-    logits = model(torch.tensor([ids]), cache)
-    per_token = []
-    for _ in range(n_tokens):
-        t0 = time.perf_counter()
-        logits = model(torch.tensor([[pick(logits[0, -1])]]), cache)
-        per_token.append((time.perf_counter() - t0) * 1e3)
-    return min(per_token)
+    logits = [model(torch.tensor([ids]), cache)]
+
+    def step():
+        logits[0] = model(torch.tensor([[pick(logits[0][0, -1])]]), cache)
+
+    return min(time_calls(step, n_tokens, warmup=0)) * 1e3
 
 
 def measure_one_rank(dense, ids):
@@ -219,7 +208,7 @@ def measure_one_rank(dense, ids):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return read_bandwidth_gbs(), decode_ms(dense, ids)
+        return weight_read_gbs(), decode_ms(dense, ids)
     finally:
         torch.set_num_threads(threads)
 
@@ -233,11 +222,8 @@ def two_ranks(ids):
     for route in ("fast", "gloo"):
         if route == "gloo":
             comm.use_torch_route()
-        x, lat = torch.zeros(model.config.hidden), []
-        for _ in range(200):
-            t0 = time.perf_counter()
-            comm.all_reduce(x)
-            lat.append(time.perf_counter() - t0)
+        x = torch.zeros(model.config.hidden)
+        latency = measure(lambda: comm.all_reduce(x), 200, warmup=0).scaled(1e6)  # µs
         dist.barrier()
-        out[route] = (decode_ms(model, ids), statistics.median(lat) * 1e6)
+        out[route] = (decode_ms(model, ids), latency.median)
     return mine, out
