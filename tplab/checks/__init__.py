@@ -1,7 +1,11 @@
-"""The machinery of the exercises' check cells, one module per lesson (`lessonNN.py`).
+"""The machinery of the exercises' check cells, in modules named after their lesson
+(`lessonNN.py`; a lesson with several separate exercises may have more than one, e.g.
+`lesson02.py` and `lesson02_buckets.py`).
 
 Why here and not in the notebooks: a check cell should read as what it checks (a loop over
 ranks and cases, and the assertions' targets); how the reference runs and how a wrong answer
 is named in the message is reusable code, tested like the rest of the package. The learner's
-functions are passed in as arguments, so the machinery never reaches into a notebook's names.
+functions are passed in as arguments. One check also takes the notebook's globals, to hide the
+answer: `lesson04.plan_forbidden` makes tplab's sharding plan raise, under whatever name the
+notebook or any tplab module holds it, while the learner's function runs, and puts it back.
 """
