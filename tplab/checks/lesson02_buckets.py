@@ -229,3 +229,17 @@ def assert_replicas_equal_one_process(params: list[torch.Tensor], reference: tor
     assert gap < 1e-6, (f"{where}, {n} ranks: parameters differ from one process by {gap:.2e}; in "
                         f"finish(), wait, divide the summed bucket by the number of ranks and copy "
                         f"it back into each .grad")
+
+
+def assert_runs_right(got: list, setup: Setup, models: dict, cases) -> None:
+    """Every case of one launch (`got`: each rank's `run_buckets` result): buckets by the rule,
+    launched as the rule says, and replicas equal to one process."""
+    n = len(got)
+    for c, (name, bucket_mb) in enumerate(cases):
+        where = f"{name}, bucket_mb={bucket_mb:g} ({bucket_mb * 2**20:g} B)"
+        for r in range(n):
+            problem = bucket_problem(models[name], bucket_mb, f"{where}, rank {r} of {n}",
+                                     got[r][c])
+            assert problem is None, problem
+        assert_replicas_equal_one_process([run[c]["params"] for run in got],
+                                          one_process(setup, models[name], 3), where)
