@@ -180,3 +180,32 @@ def test_checker_accepts_cited_declared_and_non_measured_numbers():
     assert uncited_figures("<!-- not measured: 3× (gone) --> nothing here")
     # the source is per sentence
     assert uncited_figures("It takes 25 s. Another sentence cites (source: a paper).")
+
+
+# "0.21× faster" says the opposite of what it measured: a rendered ratio below 1 must change its
+# word ("4.68× slower"), as lessons render them with a helper that picks it.
+BACKWARDS = re.compile(r"(?<![\w.])0\.\d+\s*[×x]\s+(faster|slower|quicker|more|less)\b")
+
+
+def backwards_ratios(text: str) -> list[str]:
+    return [m.group(0) for m in BACKWARDS.finditer(text)]
+
+
+SOLUTIONS = sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_ratio_below_one_reads_as_faster_or_slower(path):
+    problems = []
+    for i, cell in enumerate(_load(path)["cells"]):
+        texts = ["".join(cell["source"])] if cell["cell_type"] == "markdown" else [
+            _outputs_text(cell, "text/markdown"), _outputs_text(cell, "text/plain"),
+            "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))]
+        problems += [f"cell {i}: {r!r}" for t in texts for r in backwards_ratios(t)]
+    assert not problems, (f"{path.name}: a ratio below 1 with 'faster'/'slower' reads backwards; "
+                          f"invert it and change the word:\n  " + "\n  ".join(problems))
+
+
+def test_backwards_ratio_checker():
+    assert backwards_ratios("TP 1's second thread made it 0.21× faster than one thread")
+    assert not backwards_ratios("made it 4.68× slower than one thread; 1.05× faster; 0.5× the time")

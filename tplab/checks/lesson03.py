@@ -121,6 +121,7 @@ def run_ce(vocab_parallel_ce, vocab=23, n=12, scale=1.0, seed=0):
     loss = F.cross_entropy(logits, target, reduction="none")
     loss.backward(weights)
     mine = logits.detach()[:, lo:hi].clone().requires_grad_()
+    before = mine.detach().clone()          # the caller's logits must come back untouched
     with comm.trace() as forward:
         lossp = vocab_parallel_ce(mine, target, lo)
     with comm.trace() as backward:
@@ -128,6 +129,7 @@ def run_ce(vocab_parallel_ce, vocab=23, n=12, scale=1.0, seed=0):
     calls = lambda trace: [(c.op, c.nbytes) for c in trace.calls]  # noqa: E731
     return {"loss": lossp.detach(), "ref_loss": loss.detach(), "grad": mine.grad,
             "ref_grad": logits.grad[:, lo:hi], "target": target, "weights": weights,
+            "changed": float((mine.detach() - before).abs().max()),
             "lo": lo, "hi": hi, "top": float(logits.detach().abs().max()),
             "forward": calls(forward), "backward": calls(backward)}
 
@@ -163,6 +165,10 @@ def check_ce_numbers(t, rank, scale, out, vocab):
     assert isinstance(grad, torch.Tensor) and grad.shape == ref_grad.shape, (
         f"{where}: the backward should return the gradient of local_logits, shape "
         f"{tuple(ref_grad.shape)}, came {'None' if grad is None else tuple(grad.shape)}")
+    assert out.get("changed", 0.0) == 0.0, (
+        f"{where}: your cross-entropy changed the caller's local_logits (by up to "
+        f"{out['changed']:.3g}); they should come back as they were passed. Work on new tensors "
+        f"(z = local_logits - m, not local_logits.sub_(m)): the caller still holds them")
     for name, x in (("loss", loss), ("logit gradient", grad)):
         assert torch.isfinite(x).all(), (
             f"{where}: your {name} holds inf or nan (logits reach {out['top']:.0f}; PyTorch's "

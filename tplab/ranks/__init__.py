@@ -10,7 +10,8 @@
 Imports go one way (no cycle): launcher uses all the others; start and torchrun use child;
 child uses errors and output; errors uses output; output uses none.
 """
+from tplab.ranks.child import loopback_interface
 from tplab.ranks.errors import WorkerError
 from tplab.ranks.launcher import launch, pick_backend
 
-__all__ = ["launch", "WorkerError", "pick_backend"]
+__all__ = ["launch", "WorkerError", "pick_backend", "loopback_interface"]
