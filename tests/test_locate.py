@@ -108,3 +108,16 @@ def test_real_model_is_found():
     assert path.stat().st_size > 50_000_000
     with open(path, "rb") as f:
         assert f.read(4) == b"GGUF"
+
+
+def test_model_file_is_sent_to_ranks_as_its_path():
+    # a clean-interpreter rank (forkserver: threads > 1, macOS) gets the reader by value:
+    # it must cost a path, not the 500 MB mapped file
+    import cloudpickle
+
+    from tplab.models.gguf_file import GGUFModelFile
+    f = GGUFModelFile()
+    data = cloudpickle.dumps(f)
+    assert len(data) < 10_000, len(data)
+    again = cloudpickle.loads(data)
+    assert again.path == f.path and again.config == f.config

@@ -53,6 +53,11 @@ class GGUFModelFile:
         self.tensors = {t.name: t for t in self.reader.tensors}
         self.config = self._config()
 
+    def __reduce__(self):
+        # sent to a rank as its path, reopened there (memory-mapped, nothing read): a rank that
+        # starts from a clean interpreter would otherwise receive the whole mapped file by value
+        return (GGUFModelFile, (str(self.path),))
+
     def field(self, key: str):
         if key not in self.reader.fields:
             raise ModelFileError(f"{self.path} has no '{key}': not the course model's GGUF file?")
