@@ -69,3 +69,49 @@ def test_generate_prints_the_completion_and_the_report():
     assert re.fullmatch(r"\[prompt \d+ tokens in \d+\.\d\d s; "
                         r"decode 2 tokens in \d+\.\d\d s = \d+\.\d tok/s\]",
                         report[2]), report[2]
+
+
+def test_the_report_of_a_pipeline_names_its_stages_and_several_prompts_speed():
+    lines = summary(2, 1, 2, True, 31, stats(64, 300, 300, 311, 311), 2, [(0, 15), (15, 30)])
+    assert lines.splitlines()[:2] == [
+        "[pp=2 x tp=2: 4 ranks x 1 thread each = 4 threads on 2 cores (default: cores / ranks)"
+        "; more threads than cores: they take turns, which slows every rank]",
+        "[load 8.0 s; weights per rank 300, 300, 311, 311 MiB; stages hold layers 0-14 | 15-29]"]
+    several = stats(5, 311, 311)
+    several[0]["served"] = {"tokens": [[1] * 5, [1] * 3, [1] * 4], "elapsed_s": 2.0,
+                            "first_token_s": [0.5, 0.25, 0.75], "latency_s": [2.0, 1.0, 1.5]}
+    lines = summary(1, 1, 2, False, [31, 12, 20], several, 2, [(0, 15), (15, 30)])
+    assert lines.splitlines()[2] == (
+        "[3 prompts (31, 12, 20 tokens) in flight: first tokens after 0.25-0.75 s; "
+        "12 tokens in 2.00 s = 6.0 tok/s; latency median 1.50 s, max 2.00 s]")
+
+
+def test_a_pipeline_of_two_stages_serves_two_prompts_and_reports_it():
+    done = subprocess.run([sys.executable, "-m", "tplab", "generate", "--pp", "2", "--threads",
+                           "1", "--max-new-tokens", "3", "--prompt", "What is a GPU?",
+                           "--prompt", "Why is the sky blue?"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # each completion whole, numbered, as it ends
+    assert sorted(line[:4] for line in done.stdout.splitlines()) == ["[1] ", "[2] "], done.stdout
+    report = done.stderr.strip().splitlines()[-3:]
+    cores = usable_cores()
+    assert report[0].startswith(f"[pp=2 x tp=1: 2 ranks x 1 thread each = 2 threads on "
+                                f"{cores} core"), report[0]
+    assert re.fullmatch(r"\[load \d+\.\d s; weights per rank \d+, \d+ MiB; "
+                        r"stages hold layers 0-14 \| 15-29\]", report[1]), report[1]
+    assert re.fullmatch(r"\[2 prompts \(\d+, \d+ tokens\) in flight: first tokens after "
+                        r"\d+\.\d\d-\d+\.\d\d s; 6 tokens in \d+\.\d\d s = \d+\.\d tok/s; "
+                        r"latency median \d+\.\d\d s, max \d+\.\d\d s\]", report[2]), report[2]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--pp", "0"], "--pp must be at least 1"),
+    (["--pp", "31"], "--pp must be from 1 to 30 (the model has 30 layers"),
+    (["--pp", "2", "--tp", "10"], "--tp must be from 1 to 9"),
+])
+def test_a_bad_layout_is_one_line_and_status_2(argv, message):
+    done = subprocess.run([sys.executable, "-m", "tplab", "generate", *argv, "hi"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and message in done.stderr

@@ -157,7 +157,8 @@ def pipelined_generate(prompts_ids: list[list[int]], max_new_tokens, pp: int, tp
     max_new_tokens: one number, or one per prompt; a prompt also stops at the end-of-turn token
     unless stop_at_eos=False. Each prompt gets generate()'s tokens (same temperature and seed).
     rank: this rank's loaded stage (`load_stage`), to time the load apart; loaded here if None.
-    on_token(i, token): called on the first stage's ranks as each token comes back.
+    on_token(i, token, done): called on the first stage's ranks as each token comes back
+    (done: it was prompt i's last).
     Returns, on the last stage's ranks (None elsewhere): {"tokens": per prompt, "first_token_s"
     and "latency_s": per prompt, seconds from the start to its first and last token,
     "elapsed_s", "tokens_per_s": all new tokens over the elapsed time}.
@@ -202,7 +203,7 @@ def _first_stage(me, links, prompts_ids, limits, on_token) -> None:
     while finished < len(prompts_ids):
         i, token, done = links.recv((3,), torch.int64, last, _RING).tolist()
         if on_token is not None:
-            on_token(i, token)
+            on_token(i, token, bool(done))
         if done:
             finished += 1
             del caches[i]
@@ -247,11 +248,12 @@ def _one_stage(me, prompts_ids, limits, stop_at_eos, temperature, seed, on_token
     """pp = 1: nothing to overlap, so the prompts run one after another (plain `generate`)."""
     tokens, times = [[] for _ in prompts_ids], [[] for _ in prompts_ids]
     for i, (ids, limit) in enumerate(zip(prompts_ids, limits)):
+        eos = me.model.config.eos_id
         for token in generate(me.model, ids, limit, temperature, seed, stop_at_eos, me.group):
             tokens[i].append(token)
             times[i].append(time.perf_counter() - start)
             if on_token is not None:
-                on_token(i, token)
+                on_token(i, token, len(tokens[i]) == limit or (stop_at_eos and token == eos))
     return _result(tokens, times)
 
 
