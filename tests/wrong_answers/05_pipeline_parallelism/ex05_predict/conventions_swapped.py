@@ -1,0 +1,11 @@
+# formula: the two conventions swapped ("total" given as the ratio to the ideal time, "ideal" as the share of the step)
+def predict(schedule, p, m, v=1):
+    total, ideal = Fraction(p - 1, v * m), Fraction(p - 1, v * m + p - 1)
+    if schedule == "gpipe":
+        first = last = m
+    elif schedule == "1f1b":
+        first, last = min(p, m), min(1, m)
+    else:
+        first = min(2 * (p - 1) + (v - 1) * p + 1, v * m)
+        last = min((v - 1) * p + 1, v * m)
+    return {"total": total, "ideal": ideal, "inflight_first": first, "inflight_last": last}

@@ -1,0 +1,11 @@
+# per-rank values confused with global ones: 1F1B's bound p given for every rank (the last rank holds one)
+def predict(schedule, p, m, v=1):
+    total, ideal = Fraction(p - 1, v * m + p - 1), Fraction(p - 1, v * m)
+    if schedule == "gpipe":
+        first = last = m
+    elif schedule == "1f1b":
+        first = last = min(p, m)
+    else:
+        first = min(2 * (p - 1) + (v - 1) * p + 1, v * m)
+        last = min((v - 1) * p + 1, v * m)
+    return {"total": total, "ideal": ideal, "inflight_first": first, "inflight_last": last}
