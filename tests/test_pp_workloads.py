@@ -1,6 +1,7 @@
 """Controlled-time stages: the bubble measured on real ranks is the schedule's, not the
-machine's. Timing bounds here are loose on purpose (a shared machine adds idle time, never
-removes it); the ±0.05 figures are bench/pipeline.py's to report."""
+machine's. Timing bounds here are loose on purpose and use the least disturbed of three steps:
+a busy machine delays the ranks' wake-ups, which adds idle time and never removes it. How close
+to the formula a run comes (±0.05) is bench/pipeline.py's to report."""
 from __future__ import annotations
 
 import time
@@ -10,6 +11,7 @@ import torch
 
 import tplab
 from tplab.pp import bubble, inflight_formula
+from tplab.pp.timeline import bubble_measured
 from tplab.pp.workloads import TimedStage, bubble_cases, bubble_row, cut, measure_bubble, mlp
 
 
@@ -45,25 +47,29 @@ def test_bubble_cases_are_the_lessons_table():
     assert ("interleaved", 4, 4, 2) in cases and ("interleaved", 4, 2, 2) not in cases
 
 
+def measured(name, p, m, v, t_f=0.02, t_b=0.04):
+    """(bubble_row, the least disturbed step's bubble share) of 3 timed steps on p ranks."""
+    got = tplab.launch(measure_bubble, p, name, m, v, t_f, t_b, 4, 3, 1, backend="gloo",
+                       timeout=60)
+    steps = [[r["events"][i] for r in got] for i in range(3)]
+    return bubble_row(name, p, m, v, got), min(bubble_measured(ev) for ev in steps)
+
+
 @pytest.mark.parametrize("name,p,m,v", [("1f1b", 2, 4, 1), ("gpipe", 4, 4, 1),
                                         ("interleaved", 4, 4, 2)])
 def test_measured_bubble_follows_the_closed_form(name, p, m, v):
-    got = tplab.launch(measure_bubble, p, name, m, v, 0.02, 0.04, 4, 1, 1, backend="gloo",
-                       timeout=60)
-    row = bubble_row(name, p, m, v, got)
+    row, best = measured(name, p, m, v)
     for conv in ("total", "ideal"):
         assert row[f"formula_{conv}"] == bubble(p, m, v, conv)
-    # overheads only add idle time; a schedule that serialised the ranks would be far above
-    assert row["formula_total"] - 0.02 <= row["measured_total"] <= row["formula_total"] + 0.12
+    # at least the formula's idle time, and nearer to it than to ranks taking turns (1 − 1/p)
+    assert row["formula_total"] - 0.02 <= best < (row["formula_total"] + 1 - 1 / p) / 2
     assert row["peak_inflight"] == [inflight_formula(name, p, m, r, v) for r in range(p)]
     saved = row["peak_saved_bytes"]
     assert saved == sorted(saved, reverse=True) and saved[-1] > 0
 
 
-def test_interleaving_measurably_shrinks_the_bubble():
-    rows = {}
-    for name, v in (("1f1b", 1), ("interleaved", 2)):
-        got = tplab.launch(measure_bubble, 4, name, 4, v, 0.02, 0.04, 4, 1, 1, backend="gloo",
-                           timeout=60)
-        rows[name] = bubble_row(name, 4, 4, v, got)["measured_total"]
-    assert rows["interleaved"] < rows["1f1b"] - 0.05
+def test_interleaving_beats_what_1f1b_could_do_at_best():
+    """Interleaved 1F1B (v = 2) idles less than 1F1B's closed form: no 1F1B run can match it.
+    Longer stages here, since interleaving doubles the hops whose delays add idle time."""
+    interleaved = measured("interleaved", 4, 4, 2, t_f=0.04, t_b=0.08)[1]
+    assert interleaved < bubble(4, 4) - 0.04
