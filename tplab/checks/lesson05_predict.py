@@ -153,7 +153,7 @@ class SleepStage(nn.Module):
 MEASURED_POINTS = [("gpipe", 2, 1), ("1f1b", 4, 1), ("interleaved", 2, 2)]   # (name, m, v)
 
 
-def measure_bubbles(points, tf: float = 0.02, tb: float = 0.04, reps: int = 2) -> list:
+def measure_bubbles(points, tf: float = 0.03, tb: float = 0.06, reps: int = 1) -> list:
     """On each rank: per (name, m, v), the measured bubble (share of the step, median of reps)
     and this rank's measured peak in flight."""
     rank, p = dist.get_rank(), dist.get_world_size()
@@ -172,14 +172,16 @@ def measure_bubbles(points, tf: float = 0.02, tb: float = 0.04, reps: int = 2) -
 
 
 def measured_problem(predict, namespace, per_rank, points=MEASURED_POINTS, p=2) -> str | None:
-    """How the predictions miss the measured bubble (by more than 0.07) or peaks, or None."""
+    """How the predictions miss the measured bubble or peaks, or None. Messages and waking a
+    process only ever add idle time, so the measured bubble may exceed the closed form by up to
+    0.10 (on a busy machine) but fall short of it by 0.05 at most."""
     for k, (name, m, v) in enumerate(points):
         with forbidden(namespace, ANSWERS_PREDICT):
             want = predict(name, p, m, v)
         measured = per_rank[0][k][0]
         as_total = want["ideal"] / (1 + want["ideal"])      # the same bubble, other convention
         for label, value in (("total", want["total"]), ("ideal, as a share", as_total)):
-            if abs(value - measured) > 0.07:
+            if not -0.05 <= measured - value <= 0.10:
                 return (f"{name}, p = {p}, m = {m}, v = {v}: predicted bubble ({label}) "
                         f"{float(value):.3f}, measured {measured:.3f} (share of the step)")
         peaks = (per_rank[0][k][1], per_rank[-1][k][1])
