@@ -37,13 +37,16 @@ def prompt_ids(model_file):
 @pytest.fixture(scope="module")
 def reference(model_file, prompt_ids):
     """One process, the whole model: generate() on each prompt in turn."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # two spinning threads crawl when other processes share the cores
     model = load_llama(model_file)
     tokens = [list(generate(model, ids, n)) for ids, n in zip(prompt_ids, LIMITS)]
     eos = model.config.eos_id
     assert tokens[0][-1] == eos and len(tokens[0]) < LIMITS[0], "no prompt stops early"
     assert [len(t) for t in tokens[1:]] == LIMITS[1:] and eos not in tokens[1] + tokens[2]
-    return tokens
+    sampled = [list(generate(model, ids, n, temperature=0.8, seed=3))
+               for ids, n in zip(prompt_ids, LIMITS)]
+    assert sampled != tokens, "sampling at 0.8 chose the greedy tokens: choose another seed"
+    return tokens, sampled
 
 
 def pipeline_worker(prompt_ids, limits, pp, tp, model_file):
@@ -53,29 +56,33 @@ def pipeline_worker(prompt_ids, limits, pp, tp, model_file):
              "head": not isinstance(m.head, torch.nn.Identity),
              "norm": not isinstance(m.norm, torch.nn.Identity)}
     served = pipelined_generate(prompt_ids, limits, pp, tp, rank=me)
-    return me.layers, holds, parameter_bytes(m), served
+    sampled = pipelined_generate(prompt_ids, limits, pp, tp, rank=me, temperature=0.8, seed=3)
+    return me.layers, holds, parameter_bytes(m), served, sampled
 
 
 @pytest.mark.parametrize("pp, tp", [(2, 1), (3, 1), (2, 2)])
 def test_pipeline_generates_the_single_process_tokens(pp, tp, model_file, prompt_ids, reference):
+    greedy, sampled_reference = reference
     results = tplab.launch(pipeline_worker, pp * tp, prompt_ids, LIMITS, pp, tp, model_file,
                            timeout=60)
     config = model_file.config
     stages = llama_stages(config, pp)
     costs = llama_layer_costs(config)
-    for rank, (layers, holds, nbytes, served) in enumerate(results):
+    for rank, (layers, holds, nbytes, served, sampled) in enumerate(results):
         stage = rank // tp
         assert layers == stages[stage]
         assert holds == {"embed": stage == 0, "head": stage == pp - 1, "norm": stage == pp - 1}
         if tp == 1:  # exactly its layers' weights, the embedding or the head: nothing else
             assert nbytes == sum(costs[i] for i in layers)
         if stage < pp - 1:
-            assert served is None
+            assert served is None and sampled is None
             continue
-        assert served["tokens"] == reference, f"pp={pp} tp={tp}: tokens differ from one process"
+        assert served["tokens"] == greedy, f"pp={pp} tp={tp}: tokens differ from one process"
+        # the same seed samples the same tokens (each prompt as generate() alone)
+        assert sampled["tokens"] == sampled_reference
         assert all(0 < a <= b <= served["elapsed_s"]
                    for a, b in zip(served["first_token_s"], served["latency_s"]))
-        total = sum(len(t) for t in reference)
+        total = sum(len(t) for t in greedy)
         assert served["tokens_per_s"] == pytest.approx(total / served["elapsed_s"])
 
 
