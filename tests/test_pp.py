@@ -208,3 +208,26 @@ def test_a_receive_that_never_comes_ends_at_the_deadline_naming_the_rank():
         tplab.launch(mismatched, 2, 2, backend="gloo", timeout=5)
     report = str(error.value)
     assert "rank 1" in report and "recv" in report, report
+
+
+def events_on_ranks():
+    rank, p = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    x, y = data()
+    step = run_step([nn.Sequential(*layers(p)[rank:rank + 1])], schedule("1f1b", p, 4, rank),
+                    list(x.chunk(4)), list(y.chunk(4)), nn.functional.mse_loss,
+                    recv_shape=(BATCH // 4, WIDTH))
+    return step.events
+
+
+def test_timeline_records_every_transfer_and_the_idle_gaps():
+    from tplab.pp.timeline import busy, idle_periods, makespan
+    per_rank = tplab.launch(events_on_ranks, 2, backend="gloo", timeout=60)
+    end = makespan(per_rank)
+    for rank, events in enumerate(per_rank):
+        kinds = [e.kind for e in events]
+        # 4 activations one way, 4 gradients the other: each rank sends 4 and receives 4
+        assert kinds.count("send") == 4 and kinds.count("recv") == 4, kinds
+        assert kinds.count("F") == 4 and kinds.count("B") == 4
+        assert all(0 <= e.start <= e.end <= end for e in events)
+        gaps = idle_periods(events, end)
+        assert sum(b - a for a, b in gaps) == pytest.approx(end - busy(events), abs=1e-9)

@@ -70,29 +70,55 @@ class _Rank:
 
 def run_step(chunks, actions: list[Action], inputs=None, targets=None, loss_fn=None, *,
              recv_shape, group=None, dtype=torch.float32) -> Step:
-    """Run this rank's `actions` over its `chunks`; see tplab/pp/__init__.py for the contract."""
+    """Run this rank's `actions` over its `chunks` for one step; call it on every pipeline rank.
+
+    chunks: the v modules this rank holds (v = 1: `[stage]`); chunk c is virtual stage c·p + rank.
+    actions: this rank's schedule (`tplab.pp.schedules`); only "F" actions = inference.
+    inputs: the m micro-batches, read on the rank holding stage 0 (None elsewhere).
+    targets, loss_fn: read on the rank holding the last stage; the step's loss is
+        Σ_i loss_fn(out_i, target_i) / m, so equal micro-batches give the full batch's mean.
+        Gradients accumulate into the chunks' parameters (zero them between steps yourself).
+    recv_shape: the shape one micro-batch's activation has at every stage boundary, or a
+        function of the receiving virtual stage: shapes are agreed up front, never sent.
+    Returns a `Step`: the loss and outputs (last stage only), this rank's events, and the
+    measured peaks of micro-batches in flight and of bytes saved for backward.
+    """
     where = _Rank(group, len(chunks))
     m = 1 + max(a.micro for a in actions)
     training = any(a.kind == "B" for a in actions)
     shape_of = recv_shape if callable(recv_shape) else (lambda stage: tuple(recv_shape))
     params = {t.data_ptr() for c in chunks for t in c.parameters()}
-    events, sends, kept, saved = [], [], {}, {}
+    events, pending, kept, saved = [], [], {}, {}
     losses, outputs = [], []
     live = peak = live_bytes = peak_bytes = 0
     dist.barrier(group)
     t0 = time.perf_counter()
 
+    def clock() -> float:
+        return time.perf_counter() - t0
+
     def timed(kind, a, fn):
-        start = time.perf_counter() - t0
+        start = clock()
         result = fn()
-        events.append(Event(kind, a.micro, a.chunk, start, time.perf_counter() - t0))
+        events.append(Event(kind, a.micro, a.chunk, start, clock()))
         return result
 
     def send(tensor, a, stage, grad):
-        work = dist.isend(tensor.detach().contiguous(), where.peer(stage), group,
-                          where.tag(a.micro, stage, grad))
-        events.append(Event("send", a.micro, a.chunk, *([time.perf_counter() - t0] * 2)))
-        sends.append((work, tensor))
+        buffer = tensor.detach().contiguous()        # must stay alive until gloo has sent it
+        work = dist.isend(buffer, where.peer(stage), group, where.tag(a.micro, stage, grad))
+        pending.append((work, buffer, Event("send", a.micro, a.chunk, clock(), 0.0)))
+
+    def settle(wait: bool = False):
+        """Record the sends seen complete (every one, if `wait`) and let their buffers go."""
+        still = []
+        for work, buffer, event in pending:
+            if wait:
+                work.wait()
+            if wait or work.is_completed():
+                events.append(event._replace(end=clock()))  # when seen done: an upper bound
+            else:
+                still.append((work, buffer, event))
+        pending[:] = still
 
     def recv(shape, a, stage, grad):  # from the neighbour of `stage`; tagged for `stage`
         buffer = torch.empty(shape, dtype=dtype)
@@ -143,7 +169,7 @@ def run_step(chunks, actions: list[Action], inputs=None, targets=None, loss_fn=N
 
     for a in actions:
         (forward if a.kind == "F" else backward)(a)
-    for work, _ in sends:
-        work.wait()
+        settle()
+    settle(wait=True)
     loss = float(sum(losses)) if losses else None
     return Step(loss, outputs if outputs else None, events, peak, peak_bytes, t0)

@@ -11,7 +11,7 @@ the two conventions of `tplab.pp.bubble`.
 """
 from __future__ import annotations
 
-__all__ = ["busy", "makespan", "idle_fraction", "bubble_measured"]
+__all__ = ["busy", "makespan", "idle_fraction", "bubble_measured", "idle_periods"]
 
 
 def busy(events) -> float:
@@ -38,3 +38,15 @@ def bubble_measured(events_per_rank, convention: str = "total") -> float:
     if convention == "ideal":
         return idle / (1 - idle)
     raise ValueError(f"convention is 'total' or 'ideal', not {convention!r}")
+
+
+def idle_periods(events, end: float | None = None) -> list[tuple[float, float]]:
+    """The gaps in one rank's compute, from 0 to `end` (default: its last event): its bubble."""
+    spans = sorted((e.start, e.end) for e in events if e.kind in ("F", "B"))
+    end = max((e.end for e in events), default=0.0) if end is None else end
+    gaps, t = [], 0.0
+    for start, stop in spans:
+        if start > t:
+            gaps.append((t, start))
+        t = max(t, stop)
+    return gaps + ([(t, end)] if end > t else [])
