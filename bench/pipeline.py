@@ -1,15 +1,18 @@
 """Pipeline parallelism side by side: tplab's executor and torch.distributed.pipelining, the
 bubble measured against its closed form, and SmolLM2 served through a pipeline.
 
-    python bench/pipeline.py            # ~5 min on 2 cores; writes bench/results/pipeline.json
+    python bench/pipeline.py            # ~6 min on 2 cores; writes bench/results/pipeline.json
     python bench/pipeline.py --quick    # fewer steps, no file unless --out
 
 Prints one JSON object per line:
   {"impl", "model", "schedule", "p", "m", "v", "step_ms", "bubble_measured", "bubble_formula",
    "bubble_measured_ideal", "bubble_formula_ideal", "peak_inflight"}
 impl     "tplab" (tplab.pp.run_step) or "torch" (PipelineStage + ScheduleGPipe/Schedule1F1B)
-model    "timed": equal stages whose forward takes T_F and backward T_B (a sleep: four ranks on
+model    "timed": equal stages whose forward takes t_f and backward t_b (a sleep: four ranks on
                   two cores are not limited by the cores), a [4, 256] activation between them;
+                  --stage-ms, default 40 80: each hop between ranks costs ~1 ms here (gloo's
+                  wake-ups on a shared 2-core machine), which at 20/40 ms kept interleaved 1F1B
+                  (twice the hops, chunks half as long) 0.06-0.08 above its formula;
          "mlp":   a real 8-block Linear(512)+tanh model cut into p equal stages, 64 rows
 step_ms  median over the timed steps of the slowest rank's time from the step's barrier to the
          end of its step (both implementations timed the same way)
@@ -37,6 +40,7 @@ import copy
 import json
 import os
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,12 +67,13 @@ def torch_runs(name: str, p: int, m: int, v: int) -> bool:
     return v == 1 and name in ("gpipe", "1f1b") and (name != "1f1b" or m >= p)
 
 
-def side_by_side(model: str, name: str, m: int, v: int, steps: int) -> dict:
+def side_by_side(model: str, name: str, m: int, v: int, steps: int, t_f: float = T_F,
+                 t_b: float = T_B) -> dict:
     """On each rank: `steps` timed steps (after one warm-up) of tplab and, where it runs, torch,
     alternating. Returns per impl {"step_s", "events", "peak"} for this rank."""
     p, rank = dist.get_world_size(), dist.get_rank()
     if model == "timed":
-        chunks = [TimedStage(DIM, T_F / v, T_B / v) for _ in range(v)]
+        chunks = [TimedStage(DIM, t_f / v, t_b / v) for _ in range(v)]
         rows, width = TIMED_ROWS, DIM
     else:
         chunks = [cut(mlp(MLP_BLOCKS, MLP_DIM), p)[rank]]
@@ -158,14 +163,17 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="3 timed steps instead of 7 (mlp: 10 instead of 30)")
     parser.add_argument("--no-serving", action="store_true", help="skip the SmolLM2 part")
+    parser.add_argument("--stage-ms", type=float, nargs=2, default=(40.0, 80.0),
+                        metavar=("T_F", "T_B"), help="timed stages' forward and backward ms")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"where to write the results (default: {RESULTS} unless --quick)")
     args = parser.parse_args(argv)
     steps = {"timed": 3, "mlp": 10} if args.quick else {"timed": 7, "mlp": 30}
     start, load = datetime.now(timezone.utc), os.getloadavg()[0]
+    t_f, t_b = (ms / 1e3 for ms in args.stage_ms)
     results = []
     for model, name, p, m, v in cases():
-        per_rank = tplab.launch(side_by_side, p, model, name, m, v, steps[model],
+        per_rank = tplab.launch(side_by_side, p, model, name, m, v, steps[model], t_f, t_b,
                                 backend="gloo", timeout=300)
         for row in rows_of(model, name, p, m, v, per_rank):
             print(json.dumps(row), flush=True)
@@ -177,11 +185,12 @@ def main(argv=None) -> None:
     out = args.out or (None if args.quick else RESULTS)
     if out is not None:
         stamp = "%Y-%m-%dT%H:%M:%SZ"
-        command = ".venv/bin/python bench/pipeline.py" + (" --quick" if args.quick else "")
+        given = sys.argv[1:] if argv is None else list(argv)
+        command = " ".join([".venv/bin/python bench/pipeline.py", *given])
         out.write_text(json.dumps({
             "produced": f"{start.strftime(stamp)} to "
                         f"{datetime.now(timezone.utc).strftime(stamp)} (UTC)",
-            "command": command, "machine": machine(), "T_F_s": T_F, "T_B_s": T_B,
+            "command": command, "machine": machine(), "t_f_s": t_f, "t_b_s": t_b,
             "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)],
             "results": results}, indent=1) + "\n")
 
