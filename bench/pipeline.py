@@ -1,5 +1,7 @@
-"""Pipeline parallelism side by side: tplab's executor and torch.distributed.pipelining, the
-bubble measured against its closed form, and SmolLM2 served through a pipeline.
+"""Pipeline parallelism: tplab vs torch.distributed.pipelining, the bubble, SmolLM2 served.
+
+tplab's executor and torch's schedules side by side on the same ranks, the bubble measured
+against its closed form, and SmolLM2 served through a pipeline.
 
     python bench/pipeline.py            # ~6 min on 2 cores; writes bench/results/pipeline.json
     python bench/pipeline.py --quick    # fewer steps, no file unless --out
