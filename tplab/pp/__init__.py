@@ -5,6 +5,13 @@
 * `timeline.py` — busy, idle and the bubble, measured from those events
 * `bubble.py` — the bubble and the activations in flight, in closed form
 * `split.py` — where to cut: contiguous stages balanced by bytes or by time
+
+and, imported by name where a lesson needs them (they pull in more):
+
+* `workloads.py` — stages whose compute time is controlled (sleeps), to measure the bubble
+* `builtin.py` — `torch.distributed.pipelining` beside tplab: its executed order, loss, time
+* `lenet.py` — the article's case 2 done right: LeNet-5 in two stages on real digits
+* `llm.py`, `serving.py` — SmolLM2 cut into stages (× TP), several prompts in flight
 """
 from tplab.pp.bubble import bubble, inflight_formula
 from tplab.pp.executor import Event, Step, run_step

@@ -5,7 +5,9 @@
     data_parallel.py    lesson 02: replicas drifting, bucket timelines, step times
     tensor_parallel.py  lesson 03: column/row splits, head plans, the f/g flow
     decode.py           lesson 04: bytes per layer and rank, where decode time goes
+    pipeline.py         lesson 05: a step's Gantt chart per rank, the bubble vs its closed form,
+                        activations in flight
 """
-from tplab.viz import collectives, data_parallel, decode, ranks, tensor_parallel
+from tplab.viz import collectives, data_parallel, decode, pipeline, ranks, tensor_parallel
 
-__all__ = ["collectives", "data_parallel", "decode", "ranks", "tensor_parallel"]
+__all__ = ["collectives", "data_parallel", "decode", "pipeline", "ranks", "tensor_parallel"]
