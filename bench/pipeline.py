@@ -24,8 +24,9 @@ bubble_formula         (p−1)/(v·m+p−1); and the same over the ideal time (N
 bubble_measured_ideal  p × step/busy − 1, beside bubble_formula_ideal (p−1)/(v·m)
 peak_inflight          rank 0's most micro-batches holding activations at once (tplab: measured
                        by the executor; torch: counted from the F/B order it executed)
-and, for serving: {"impl": "tplab-serving", "pp", "prompts", "tokens", "tokens_per_s",
-"latency_p50_s", "latency_max_s", "threads"} (tplab.pp.serving.serving_benchmark).
+and, for serving: {"impl": "tplab-serving", "pp", "tp", "threads", "by", "stages", "prompts",
+"tokens", "tokens_per_s", "latency_p50_s", "latency_max_s"} (tplab.pp.serving.serving_benchmark):
+PP 1 on 1 and 2 threads, PP 2 (1 thread per rank) cut by bytes read per token and by parameters.
 
 The machine's 1-minute load average at the start and end goes into the file: on a shared
 machine, other processes delay the ranks' wake-ups and every delay shows up as idle time.
@@ -49,6 +50,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 import tplab
 from tplab.pp import bubble, peak_inflight, run_step, schedule
@@ -59,10 +61,6 @@ from tplab.timing import median
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
 MLP_BLOCKS, MLP_DIM, MLP_ROWS, TIMED_ROWS = 8, 512, 64, 4
-
-
-def _mse(out, target):
-    return ((out - target) ** 2).mean()
 
 
 def torch_runs(name: str, p: int, m: int, v: int) -> bool:
@@ -87,13 +85,13 @@ def side_by_side(model: str, name: str, m: int, v: int, steps: int, t_f: float =
     out = {"tplab": {"step_s": [], "events": [], "peak": 0}}
     pipe = None
     if torch_runs(name, p, m, v):
-        pipe = TorchPipeline(copy.deepcopy(chunks[0]), name, m, _mse)
+        pipe = TorchPipeline(copy.deepcopy(chunks[0]), name, m, F.mse_loss)
         out["torch"] = {"step_s": [], "events": [], "peak": 0}
     for i in range(steps + 1):
         for c in chunks:
             c.zero_grad()
         step = run_step(chunks, actions, list(x.chunk(m)) if first else None,
-                        list(y.chunk(m)) if last else None, _mse, recv_shape=(rows, width))
+                        list(y.chunk(m)) if last else None, F.mse_loss, recv_shape=(rows, width))
         took = time.perf_counter() - step.t0
         if i:
             out["tplab"]["step_s"].append(took)
@@ -142,8 +140,11 @@ def serving(quick: bool) -> list[dict]:
         return []
     rows = []
     n_prompts, max_new = (4, 8) if quick else (4, 24)
-    for pp, threads in ((1, 2), (2, 1)):  # the same two cores either way
-        got = serving_benchmark(pp, n_prompts, max_new, threads, repeats=2 if quick else 3)
+    # PP 1 on one thread and on both cores; PP 2 on both cores, cut by weight bytes read per
+    # token (balanced time: the last stage also reads the LM head) and by parameter bytes
+    for pp, threads, by in ((1, 1, "reads"), (1, 2, "reads"), (2, 1, "reads"), (2, 1, "params")):
+        got = serving_benchmark(pp, n_prompts, max_new, threads, by=by,
+                                repeats=2 if quick else 3)
         rows.append({"impl": "tplab-serving", **got})
     return rows
 
