@@ -33,6 +33,7 @@ import time
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
 from tplab.pp.executor import Event, run_step
@@ -93,10 +94,6 @@ class TorchPipeline:
         return [Action(e.kind, e.micro) for e in self.events]
 
 
-def _mse(out, target):
-    return ((out - target) ** 2).mean()
-
-
 def _batch(rows: int, dim: int, seed: int):
     g = torch.Generator().manual_seed(seed + 1)
     return torch.randn(rows, dim, generator=g), torch.randn(rows, dim, generator=g)
@@ -108,7 +105,7 @@ def torch_order_worker(name: str, m: int, dim: int = 8) -> list[Action]:
     p, rank = dist.get_world_size(), dist.get_rank()
     stage = cut(mlp(p, dim), p)[rank]
     x, y = _batch(2 * m, dim, 0)
-    pipe = TorchPipeline(stage, name, m, _mse)
+    pipe = TorchPipeline(stage, name, m, F.mse_loss)
     pipe.step(x, y)
     return pipe.order()
 
@@ -122,7 +119,7 @@ def reference_step(p: int, layers_per_stage: int = 2, dim: int = 32, rows: int =
     out = x
     for s in stages:
         out = s(out)
-    loss = _mse(out, y)
+    loss = F.mse_loss(out, y)
     loss.backward()
     return loss.item(), [{k: v.grad.clone() for k, v in s.named_parameters()} for s in stages]
 
@@ -141,13 +138,13 @@ def compare_worker(name: str, m: int, steps: int = 3, layers_per_stage: int = 2,
     x, y = _batch(rows, dim, seed)
     first, last = rank == 0, rank == p - 1
     actions = schedule(name, p, m, rank)
-    pipe = TorchPipeline(theirs, name, m, _mse)
+    pipe = TorchPipeline(theirs, name, m, F.mse_loss)
     out = {impl: {"loss": None, "grads": None, "step_s": [], "events": []}
            for impl in ("tplab", "torch")}
     for i in range(steps):
         ours.zero_grad()
         step = run_step([ours], actions, list(x.chunk(m)) if first else None,
-                        list(y.chunk(m)) if last else None, _mse, recv_shape=(rows // m, dim))
+                        list(y.chunk(m)) if last else None, F.mse_loss, recv_shape=(rows // m, dim))
         out["tplab"]["step_s"].append(time.perf_counter() - step.t0)
         out["tplab"]["events"].append(step.events)
         theirs.zero_grad()

@@ -21,6 +21,7 @@ import time
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from tplab.pp.bubble import bubble
@@ -78,10 +79,6 @@ def cut(model: nn.Sequential, p: int) -> list[nn.Sequential]:
     return [nn.Sequential(*model[i * k:(i + 1) * k]) for i in range(p)]
 
 
-def _mse(out, target):
-    return ((out - target) ** 2).mean()
-
-
 def measure_bubble(name: str, m: int, v: int = 1, t_f: float = T_F, t_b: float = T_B,
                    rows: int = 4, repeats: int = 3, warmup: int = 1) -> dict:
     """On each of p ranks (inside `tplab.launch`): run schedule `name` with equal TimedStage
@@ -101,7 +98,7 @@ def measure_bubble(name: str, m: int, v: int = 1, t_f: float = T_F, t_b: float =
         for c in chunks:
             c.zero_grad()
         step = run_step(chunks, actions, inputs if rank == 0 else None,
-                        targets if rank == p - 1 else None, _mse, recv_shape=(rows, DIM))
+                        targets if rank == p - 1 else None, F.mse_loss, recv_shape=(rows, DIM))
         if i >= warmup:
             events.append(step.events)
     return {"events": events, "peak_inflight": step.peak_inflight,
