@@ -9,9 +9,13 @@ updates only its own layers. Trained that way on real digits (`tplab.digits`), w
 seed, it must give the single-process loss curve (within 1e-5) and the same test accuracy —
 otherwise it is not the same model.
 
-Why tanh and average pooling (LeNet-5 as LeCun et al. 1998 published it) rather than ReLU and
-max pooling: the pipeline computes each micro-batch's convolutions apart, which rounds a little
-differently (1e-7) from one whole-batch convolution. A smooth network carries that along as
+The network is the usual modern rendition of LeNet-5 (LeCun et al. 1998): the paper's layer
+sizes, tanh and average pooling. The 1998 network itself had a scaled tanh, trainable
+subsampling, sparse connections into C3 and RBF outputs.
+
+Why tanh and average pooling rather than ReLU and max pooling: the pipeline computes each
+micro-batch's convolutions apart, which rounds a little differently (1e-7) from one whole-batch
+convolution. A smooth network carries that along as
 1e-7; with max pooling, a rounding difference can change which input wins a pooling window,
 the gradient takes another path, and within a few epochs the curves part by 1e-4 to 1e-2
 (measured here on some seeds). Same sums, different rounding: the comparison would fail for a
@@ -40,7 +44,8 @@ EPOCHS, BATCH, LR, MOMENTUM = 3, 64, 0.05, 0.9
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 (LeCun et al. 1998: tanh, average pooling): 32×32 → 10 classes.
+    """The usual modern rendition of LeNet-5 (tanh, average pooling; the 1998 network had
+    scaled tanh, trainable subsampling, sparse C3 connections and RBF outputs): 32×32 → 10.
 
     features:   conv 6@5×5 → pool → conv 16@5×5 → pool → flatten (400)     stage 0
     classifier: fc 120 → fc 84 → fc 10                                       stage 1
