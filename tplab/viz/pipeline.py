@@ -26,11 +26,11 @@ def _label(e, chunks: bool) -> str:
     return f"{e.micro}.{e.chunk}" if chunks else str(e.micro)
 
 
-def gantt(events_per_rank, ax=None, title: str | None = None, show_comm: bool = False):
+def gantt(events_per_rank, ax=None, title: str | None = None):
     """One row per rank (rank 0 on top): each forward (light) and backward (dark) as a box,
     coloured by micro-batch and labelled with it ("3", or "3.1" for micro-batch 3 in chunk 1
-    when interleaved); the grey behind them is idle time — the bubble. `show_comm` marks each
-    receive's wait as a thin black line.
+    when interleaved); the grey behind them is idle time — the bubble. Sends and receives are
+    not drawn (their events are in the list, and skipped).
 
     events_per_rank[r]: rank r's `Step.events` (seconds since the step's barrier)."""
     if ax is None:
@@ -48,8 +48,6 @@ def gantt(events_per_rank, ax=None, title: str | None = None, show_comm: bool = 
                 if width > end_ms / 80:
                     ax.text(start + width / 2, rank, _label(e, chunks), ha="center",
                             va="center", fontsize=7)
-            elif show_comm and e.kind == "recv" and width > 0:
-                ax.plot([start, start + width], [rank + 0.3] * 2, color="black", lw=1.5)
     ax.set_yticks(range(p), [f"rank {r}" for r in range(p)])
     ax.set_ylim(p - 0.5, -0.5)
     ax.set_xlim(0, end_ms * 1.01)
@@ -66,7 +64,8 @@ def gantt(events_per_rank, ax=None, title: str | None = None, show_comm: bool = 
 
 _MARKERS = {"gpipe": "o", "1f1b": "s", "interleaved": "^"}
 _CONVENTIONS = (("total", "share of the step  (p−1)/(v·m+p−1)\nGPipe, Huang et al. 2019"),
-                ("ideal", "over the ideal time  (p−1)/(v·m)\nNarayanan et al. 2021"))
+                ("ideal", "over the ideal time  (p−1)/(v·m)\n"
+                          "Narayanan et al. 2021, arXiv:2104.04473"))
 
 
 def bubble_vs_formula(rows, tolerance: float = 0.05):
