@@ -5,7 +5,8 @@
 Why here and not in the notebooks: a check cell should read as what it checks (a loop over
 ranks and cases, and the assertions' targets); how the reference runs and how a wrong answer
 is named in the message is reusable code, tested like the rest of the package. The learner's
-functions are passed in as arguments. One check also takes the notebook's globals, to hide the
-answer: `lesson04.plan_forbidden` makes tplab's sharding plan raise, under whatever name the
-notebook or any tplab module holds it, while the learner's function runs, and puts it back.
+functions are passed in as arguments. Some checks also take the notebook's globals, to hide the
+answer: `forbid.forbidden` makes tplab's answer (lesson 04's sharding plan, lesson 05's schedules
+and formulas) raise, under whatever name the notebook or any tplab module holds it, while the
+learner's function runs, and puts it back.
 """

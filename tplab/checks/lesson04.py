@@ -10,15 +10,14 @@ chosen so that each plausible slip (a unit, a term) gives a different number, an
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
-import sys
 
 import torch
 import torch.distributed as dist
 
 from tplab import comm
+from tplab.checks.forbid import forbidden
 from tplab.models.generate import TokenPicker
 from tplab.models.gguf_file import GGUF_NAMES
 from tplab.models.loading import load_llama_tp, parameter_bytes, vocab_start
@@ -30,43 +29,17 @@ FILE_TENSOR = {name: GGUF_NAMES[f"attn.{name}"] for name in "qkvo"}
 THE_PLAN = (head_plan, attention_shards, shard_plan)  # the checks' own references: the answer
 
 
-def forbidden_plan(*args, **kwargs):
-    raise AssertionError("attention_slices called tplab's sharding plan (head_plan, "
-                         "attention_shards or shard_plan), which is the answer: work the head "
-                         "ranges out from f.config and shard_range (whole KV groups, the extra "
-                         "group to the first ranks)")
+PLAN_FORBIDDEN = ("attention_slices called tplab's sharding plan (head_plan, attention_shards "
+                  "or shard_plan), which is the answer: work the head ranges out from f.config "
+                  "and shard_range (whole KV groups, the extra group to the first ranks)")
 
 
-def _raising():
-    return lambda *args, **kwargs: forbidden_plan()
-
-
-def _tplab_namespaces(namespace: dict) -> list[dict]:
-    return [namespace] + [vars(module) for name, module in list(sys.modules.items())
-                          if name.split(".")[0] == "tplab" and module is not None]
-
-
-@contextlib.contextmanager
 def plan_forbidden(namespace: dict):
     """While the learner's function runs, the plan's functions raise under every name that holds
     them: in `namespace` (the notebook's globals) and in every loaded tplab module (tplab.tp,
     tplab.tp.plan, and those that import them: tplab.tp.blocks, tplab.models.loading,
-    tplab.viz.decode, ...). Afterwards every such name gets its function back, also in a module
-    first imported meanwhile (it bound the raising stand-in)."""
-    stand_in = {answer: _raising() for answer in THE_PLAN}  # one each: to know what to put back
-    original = {id(raising): answer for answer, raising in stand_in.items()}
-    for space in _tplab_namespaces(namespace):
-        for name, value in list(space.items()):
-            for answer in THE_PLAN:
-                if value is answer:
-                    space[name] = stand_in[answer]
-    try:
-        yield
-    finally:
-        for space in _tplab_namespaces(namespace):
-            for name, value in list(space.items()):
-                if id(value) in original:
-                    space[name] = original[id(value)]
+    tplab.viz.decode, ...); see `tplab.checks.forbid`."""
+    return forbidden(namespace, {answer: PLAN_FORBIDDEN for answer in THE_PLAN})
 
 
 def block_of(piece, full, dim, head_dim):

@@ -1,6 +1,6 @@
 """Checks of exercise 05.1 (solutions/05_pipeline_parallelism.ipynb): the source article's coding
 question 2 done right, a model in two stages on two ranks, forward and backward by send/recv.
-(05.2's and 05.3's checks, 1F1B and the bubble, are in lesson05_schedule.py.)
+(05.2's checks, 1F1B, are in lesson05_schedule.py; 05.3's, the bubble, in lesson05_predict.py.)
 
 `run_two_stage` runs on both ranks with the learner's `two_stage_step` passed in. Each case is
 compared with the whole model on one process *inside the rank*, before the next case starts: a
@@ -9,13 +9,13 @@ case whose numbers show the mistake (an output the size of the activation) must 
 first. `bounded_launch` turns a launch's deadline into an AssertionError that says the ranks
 deadlocked and where they waited, so a learner's deadlock is a failed check, not a hung cell.
 What the learner communicates is counted by `tplab.comm.trace()`, which sees calls made
-straight to torch.distributed (`dist.send`, `dist.recv`, ...).
+straight to torch.distributed (`dist.send`, `dist.recv`, ...). `batch_isend_irecv` is refused
+with the reason (`no_batched_p2p`): on gloo it can hang, so the course never uses it.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-import sys
 
 import torch
 import torch.distributed as dist
@@ -25,8 +25,8 @@ from torch import nn
 from tplab import comm
 from tplab.ranks import WorkerError, launch
 
-__all__ = ["bounded_launch", "forbidden", "two_stage_model", "two_stage_batch", "run_two_stage",
-           "TWO_STAGE_CASES", "TWO_STAGE_DEADLOCK"]
+__all__ = ["bounded_launch", "two_stage_model", "two_stage_batch", "run_two_stage",
+           "TWO_STAGE_CASES", "TWO_STAGE_DEADLOCK", "NO_BATCH_ISEND_IRECV", "no_batched_p2p"]
 
 POINT_TO_POINT = {"send", "isend", "recv", "irecv"}
 
@@ -53,38 +53,6 @@ def _ranks(ranks) -> str:
     return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
 
 
-@contextlib.contextmanager
-def forbidden(namespace: dict, answers: dict):
-    """While the block runs, each function in `answers` ({function: message}) raises an
-    AssertionError with its message, under every name that holds it: in `namespace` (the
-    notebook's globals) and in every loaded tplab or torch.distributed.pipelining module.
-    Afterwards every such name gets its function back."""
-    def spaces():
-        return [namespace] + [vars(module) for name, module in list(sys.modules.items())
-                              if module is not None and (name.split(".")[0] == "tplab" or
-                                                         name.startswith("torch.distributed."
-                                                                         "pipelining"))]
-
-    def raising(message):
-        def stand_in(*args, **kwargs):
-            raise AssertionError(message)
-        return stand_in
-
-    stand_ins = {id(answer): raising(message) for answer, message in answers.items()}
-    originals = {id(stand_ins[id(answer)]): answer for answer in answers}
-    for space in spaces():
-        for name, value in list(space.items()):
-            if id(value) in stand_ins:
-                space[name] = stand_ins[id(value)]
-    try:
-        yield
-    finally:
-        for space in spaces():
-            for name, value in list(space.items()):
-                if id(value) in originals:
-                    space[name] = originals[id(value)]
-
-
 # ---- exercise 05.1: two_stage_step -----------------------------------------------------------
 
 # (batch, width, classes, seed). The first case's output is the size of the activation, so the
@@ -93,6 +61,32 @@ TWO_STAGE_CASES = [(6, 8, 8, 0), (5, 6, 3, 1)]
 TWO_STAGE_DEADLOCK = ("A rank that waits for a message its peer sends only after waiting for one "
                       "from it waits for ever: rank 0 sends the activation before it waits for "
                       "the gradient, and rank 1 receives the activation before anything else.")
+NO_BATCH_ISEND_IRECV = (
+    "two_stage_step used dist.batch_isend_irecv (or a dist.P2POp for it): on gloo, this course's "
+    "backend, batch_isend_irecv can hang for ever (PiPPy issue 1130, PyTorch issue 132644), so "
+    "the exercise asks for plain point-to-point calls: dist.send / dist.recv, or dist.isend / "
+    "dist.irecv with .wait() on each request before its tensor is used")
+
+
+@contextlib.contextmanager
+def no_batched_p2p():
+    """While the block runs, dist.batch_isend_irecv and dist.P2POp raise NO_BATCH_ISEND_IRECV.
+    A P2POp made from a name imported earlier (`from torch.distributed import P2POp`) fails
+    anyway, in torch's own check of its op (the tracer has wrapped dist.isend): that ValueError
+    becomes the same message."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(NO_BATCH_ISEND_IRECV)
+
+    saved = dist.batch_isend_irecv, dist.P2POp
+    dist.batch_isend_irecv = dist.P2POp = refuse
+    try:
+        yield
+    except ValueError as error:
+        if "Invalid ``op``" in str(error):
+            raise AssertionError(NO_BATCH_ISEND_IRECV) from None
+        raise
+    finally:
+        dist.batch_isend_irecv, dist.P2POp = saved
 
 
 def two_stage_model(width: int, classes: int, seed: int) -> tuple[nn.Module, nn.Module]:
@@ -184,7 +178,8 @@ def _traffic_problem(where, rank, calls, nbytes, exact):
     others = sorted({op for op, _ in calls} - POINT_TO_POINT)
     if others:
         return (f"{where}: you called {others}: between two stages the activation and its "
-                f"gradient go by point-to-point messages (dist.send / dist.recv) only")
+                f"gradient go by point-to-point messages (dist.send / dist.recv, or "
+                f"dist.isend / dist.irecv) only")
     sends = [b for op, b in calls if op in ("send", "isend")]
     recvs = [b for op, b in calls if op in ("recv", "irecv")]
     if not exact or (sends, recvs) == ([nbytes], [nbytes]):
@@ -210,7 +205,7 @@ def run_two_stage(two_stage_step, cases, check: str | None):
         x, target = two_stage_batch(batch, width, classes, seed)
         ref_loss, ref_grads = one_process(stages, x, target)
         mine, kept = stages[rank], (x.clone(), target.clone())
-        with comm.trace() as trace:
+        with comm.trace() as trace, no_batched_p2p():
             loss = two_stage_step(mine, x if rank == 0 else None, target if rank == 1 else None,
                                   (batch, width))
         names = [n for n, _ in mine.named_parameters()]

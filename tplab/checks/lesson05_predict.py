@@ -6,27 +6,27 @@ raise (they are the answer) at (p, m, v) points where the plausible wrong formul
 every value exactly (fractions compared as fractions, floats to 1e-12), and names the slip a
 wrong value equals (the other convention, v left out, p for p − 1, a cap forgotten). Only then
 is it compared with a measurement: `measure_bubbles` runs stages that *sleep* for their compute
-time, so two busy cores do not distort the timeline, and `measured_problem` compares.
+time (`tplab.pp.workloads.TimedStage`), so two busy cores do not distort the timeline, and
+`measured_problem` compares.
 """
 from __future__ import annotations
 
 import math
 import numbers
 import statistics
-import time
 from fractions import Fraction
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
-from tplab.checks.lesson05 import forbidden
+from tplab.checks.forbid import forbidden
 from tplab.pp import bubble, inflight_formula, interleaved_1f1b, run_step
 from tplab.pp.schedules import gpipe, one_f_one_b, peak_inflight, schedule
 from tplab.pp.timeline import bubble_measured, idle_fraction
+from tplab.pp.workloads import TimedStage
 
-__all__ = ["POINTS", "check_predictions", "SleepStage", "measure_bubbles", "measured_problem",
+__all__ = ["POINTS", "check_predictions", "measure_bubbles", "measured_problem",
            "MEASURED_POINTS"]
 
 
@@ -72,20 +72,26 @@ def slips(key, p, m, v) -> list[tuple[str, object]]:
              ("min(p, m), the same on every rank", min(p, m)),
              ("min(p − rank − 1, m), the warm-up alone: the steady state adds one",
               min(p - rank - 1, m))]
-    by_v = [("v·m, every pass of every micro-batch", v * m),
-            ("min(2(p − rank − 1) + (v − 1)·p, v·m), Megatron's warm-up alone: the steady "
+    all_first = ("v·m, every forward first: classic Megatron-LM does that when m = p (its "
+                 "all_warmup_microbatches); the convention here is torch's "
+                 "ScheduleInterleaved1F1B, which keeps its warm-up at m = p too" if m == p else
+                 "v·m, every pass of every micro-batch: every forward first, as GPipe")
+    by_v = [(all_first, v * m),
+            ("min(2(p − rank − 1) + (v − 1)·p, v·m), the warm-up alone: the steady "
              "state adds one", min(warm, v * m)),
             ("2(p − rank − 1) + (v − 1)·p + 1, not capped at v·m", warm + 1)]
     return by_v + found if v > 1 else found
 
 
 RULES = {"total": "the share of the step (GPipe's convention) is (p − 1)/(v·m + p − 1)",
-         "ideal": "over the ideal compute time (Narayanan et al. 2021) it is (p − 1)/(v·m)",
+         "ideal": ("over the ideal compute time (Narayanan et al. 2021, arXiv:2104.04473) it is "
+                   "(p − 1)/(v·m)"),
          "gpipe": "GPipe runs every forward before any backward: m in flight on every rank",
          "1f1b": ("1F1B: rank r holds min(p − r, m) (a warm-up of p − r − 1 forwards, plus the "
                   "steady state's one, never more than the m there are)"),
          "interleaved": ("interleaved 1F1B counts (micro-batch, chunk) pairs: rank r holds "
-                         "min(2(p − r − 1) + (v − 1)·p + 1, v·m), Megatron's warm-up plus one")}
+                         "min(2(p − r − 1) + (v − 1)·p + 1, v·m): the warm-up of torch's "
+                         "ScheduleInterleaved1F1B plus one, m = p included")}
 
 
 def same(got, want) -> bool:
@@ -123,33 +129,6 @@ def check_predictions(predict, namespace) -> None:
                 + (f" (yours equals {slip})" if slip else "") + f": {rule}{exactly}")
 
 
-class _Sleep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, w, tf, tb):
-        time.sleep(tf)
-        ctx.tb = tb
-        ctx.save_for_backward(x, w)
-        return x * w
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, w = ctx.saved_tensors
-        time.sleep(ctx.tb)
-        return grad * w, (grad * x).sum(), None, None
-
-
-class SleepStage(nn.Module):
-    """A stage whose forward takes tf seconds and backward tb, sleeping: equal stages whose
-    timing two busy cores cannot spoil."""
-
-    def __init__(self, tf: float, tb: float):
-        super().__init__()
-        self.w, self.tf, self.tb = nn.Parameter(torch.ones(())), tf, tb
-
-    def forward(self, x):
-        return _Sleep.apply(x, self.w, self.tf, self.tb)
-
-
 MEASURED_POINTS = [("gpipe", 2, 1), ("1f1b", 4, 1), ("interleaved", 2, 2)]   # (name, m, v)
 
 
@@ -159,7 +138,7 @@ def measure_bubbles(points, tf: float = 0.03, tb: float = 0.06, reps: int = 1) -
     rank, p = dist.get_rank(), dist.get_world_size()
     out = []
     for name, m, v in points:
-        chunks, idle, peak = [SleepStage(tf, tb) for _ in range(v)], [], 0
+        chunks, idle, peak = [TimedStage(2, tf, tb) for _ in range(v)], [], 0
         for _ in range(reps):
             step = run_step(chunks, schedule(name, p, m, rank, v), [torch.ones(2, 2)] * m,
                             [torch.zeros(2, 2)] * m, F.mse_loss, recv_shape=(2, 2))

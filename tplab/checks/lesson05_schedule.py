@@ -19,7 +19,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from tplab.checks.lesson05 import bounded_launch, forbidden
+from tplab.checks.forbid import forbidden
+from tplab.checks.lesson05 import bounded_launch
 from tplab.pp import run_step
 from tplab.pp.schedules import Action, gpipe, one_f_one_b, peak_inflight, schedule
 
