@@ -7,10 +7,12 @@ test hold them against `torch.distributed.pipelining`, and lets the peak number 
 micro-batches in flight (activations kept for a backward still to come) be read off the list.
 
 * GPipe (Huang et al. 2019): every forward, then every backward. m micro-batches in flight.
-* 1F1B (PipeDream-Flush, Narayanan et al. 2021): a warm-up of p − rank − 1 forwards, then one
-  forward and one backward in turn. Same bubble as GPipe, at most p − rank in flight.
-* Interleaved 1F1B (Megatron-LM): each rank holds v chunks of layers (virtual stage
-  s = chunk·p + rank), so the pipeline fills v times faster: bubble ÷ v, traffic × v.
+* 1F1B (PipeDream-Flush: Narayanan et al., ICML 2021, arXiv:2006.09503): a warm-up of
+  p − rank − 1 forwards, then one forward and one backward in turn. Same bubble as GPipe, at
+  most p − rank in flight.
+* Interleaved 1F1B (Megatron-LM: Narayanan et al. 2021, arXiv:2104.04473): each rank holds v
+  chunks of layers (virtual stage s = chunk·p + rank), so the pipeline fills v times faster:
+  bubble ÷ v, traffic × v.
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ def interleaved_1f1b(p: int, m: int, v: int, rank: int) -> list[Action]:
 
     The k-th forward on a rank goes through chunk (k mod p·v) // p, for micro-batch
     (k // p·v)·p + k mod p; backwards visit the chunks in reverse. Warm-up:
-    2·(p − rank − 1) + (v − 1)·p forwards.
+    2·(p − rank − 1) + (v − 1)·p forwards, capped at v·m — torch's ScheduleInterleaved1F1B
+    convention, also when m = p (classic Megatron-LM ran every forward first there).
     """
     _check(p, m, rank, v)
     if m % p:
