@@ -4,8 +4,9 @@ Inference needs no communication until the end: split the batch, run the replica
 gather the outputs back in order. Training needs one thing more: before each optimizer
 step the ranks average their gradients, so every replica takes the same step — the step
 one process would take on the whole batch. (The source article's answer takes each
-device's gradients of its *outputs with respect to its inputs* and never combines them;
-the replicas then drift apart.)
+device's gradients of its *outputs with respect to its inputs* and never averages them
+before one optimizer step; its towers share one set of variables, and on separate ranks
+the same omission lets the replicas drift apart.)
 
 `DataParallel` does the averaging the way PyTorch DDP does: gradients go into buckets of
 about `bucket_mb` MiB in reverse parameter order (roughly the order backward produces

@@ -3,9 +3,11 @@
 Every message costs a fixed start-up time α (seconds: software overhead, a network
 round trip, a kernel launch) plus β seconds per byte (β = 1 / bandwidth). A collective
 is a known number of messages of known sizes, so its time is a formula in α and β.
-The formulas below are those of Thakur, Rabenseifner and Gropp, "Optimization of
-Collective Communication Operations in MPICH", IJHPCA 19(1), 2005, for the ring
-algorithms that NCCL and gloo use on large tensors (N bytes per rank, n ranks):
+The cost model is that of Thakur, Rabenseifner and Gropp, "Optimization of Collective
+Communication Operations in MPICH", IJHPCA 19(1), 2005; the formulas are those of the ring
+algorithms (Patarasuk and Yuan, JPDC 2009), one of those NCCL and gloo choose from (NCCL
+picks among ring, tree, CollNet and NVLS by size and topology). n ranks; N bytes per rank
+(all-gather: N is the gathered output); the reduction's γ per byte is left out (lesson 01):
 
     ring all-reduce            2(n-1)·α + 2·(n-1)/n·N·β
     all-gather, reduce-scatter  (n-1)·α +   (n-1)/n·N·β
