@@ -93,17 +93,58 @@ def test_hung_rank_fails_within_timeout_and_is_named():
             time.sleep(600)
         dist.barrier()
 
-    start = time.monotonic()
-    with pytest.raises(WorkerError) as info:
-        tplab.launch(hang, 2, timeout=5)  # room for slow forks: both ranks must be in hang()
-    # the timeout, then stack dumps and kills; ~1 s past the deadline alone, once 2 s late in a
-    # full run (a parent process grown by earlier tests forks slower): bounded, never 600 s
-    assert time.monotonic() - start < 5 + 4
-    assert info.value.stuck == [0, 1], str(info.value)
+    def timed_out(timeout):
+        start = time.monotonic()
+        with pytest.raises(WorkerError) as info:
+            tplab.launch(hang, 2, timeout=timeout)
+        # the timeout, then stack dumps and kills: bounded, never 600 s
+        assert time.monotonic() - start < timeout + 4
+        return info.value
+
+    err = timed_out(5)
+    if err.joining:
+        # late in a full run ranks have been seen still inside init_process_group after 5 s
+        # (CI, stop 19): the report says so (tested below); the case here needs them in hang()
+        err = timed_out(20)
+    assert not err.joining, str(err)
+    assert err.stuck == [0, 1], str(err)
     # rank 0 was waiting in the barrier, rank 1 was not
-    assert info.value.suspects == [1], str(info.value)
-    assert "timed out after 5 s" in str(info.value)
-    assert "time.sleep(600)" in str(info.value) or "in hang" in str(info.value)
+    assert err.suspects == [1], str(err)
+    assert "timed out after" in str(err)
+    assert "time.sleep(600)" in str(err) or "in hang" in str(err)
+
+
+def never_joins():
+    pass
+
+
+@pytest.mark.parametrize("rank_1_is_in_init", [True, False])
+def test_ranks_that_never_form_their_group_are_reported_joining(monkeypatch, rank_1_is_in_init):
+    import tplab.ranks.child as child
+    real = child.dist.init_process_group
+
+    def init_process_group(*args, **kwargs):   # rank 1 stuck inside init: both ranks joining
+        if int(os.environ["RANK"]) == 1:
+            time.sleep(600)
+        return real(*args, **kwargs)
+
+    def start_late(*args, **kwargs):           # rank 1 never calls init: rank 0 waits for it
+        if int(os.environ["RANK"]) == 1:
+            time.sleep(600)
+        return real(*args, **kwargs)
+
+    patched = init_process_group if rank_1_is_in_init else start_late
+    monkeypatch.setattr(child.dist, "init_process_group", patched)
+    with pytest.raises(WorkerError) as info:
+        tplab.launch(never_joins, 2, timeout=3, backend="gloo", start_method="fork")
+    err, report = info.value, str(info.value)
+    assert err.waiting == [] and "still joining the group" in report, report
+    if rank_1_is_in_init:
+        assert err.joining == [0, 1] and err.suspects == [0, 1], report
+        assert "never finished forming" in report, report
+    else:
+        assert err.joining == [0] and err.computing == [1] and err.suspects == [1], report
+        assert "Rank 0 waited in init_process_group for rank 1" in report, report
 
 
 def hang_with_signal_on_another_thread():

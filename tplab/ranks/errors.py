@@ -63,9 +63,10 @@ class WorkerError(RuntimeError):
 
     Attributes: `rank` (the root-cause rank, or None on a timeout), `failures`
     (every rank's Failure), `stuck` (ranks still running at the deadline), and on a
-    timeout `returned` (ranks whose function had returned), `waiting` (stuck in a
-    collective), `computing` (stuck elsewhere) and `suspects` (where to look first:
-    the computing ranks, else the waiting ones).
+    timeout `returned` (ranks whose function had returned), `joining` (still inside
+    init_process_group: the group never formed), `waiting` (stuck in a collective),
+    `computing` (stuck elsewhere) and `suspects` (where to look first: the computing
+    ranks, else the joining ones, else the waiting ones).
     """
 
     def __init__(self, message: str, rank=None, failures=None, stuck=()):
@@ -77,6 +78,7 @@ class WorkerError(RuntimeError):
         self.returned: list[int] = []
         self.waiting: list[int] = []
         self.computing: list[int] = []
+        self.joining: list[int] = []
 
     @classmethod
     def from_failures(cls, root: Failure, failures: dict[int, Failure]) -> "WorkerError":
@@ -94,31 +96,49 @@ class WorkerError(RuntimeError):
         """Say which ranks returned, which were waiting in a collective, which were computing,
         and what that pattern usually means."""
         dumps = {r: stack_dump(stacks.get(r, "")) for r in stuck}
+        # Still inside init_process_group: the group never formed (a rank slow to start, or gone).
+        joining = [r for r in stuck if "init_process_group" in dumps[r]]
         # A rank whose innermost frame is in torch.distributed (or tplab.comm) waits for a peer.
-        waiting = [r for r in stuck if _in_collective(_innermost_frame(dumps[r]))]
-        computing = [r for r in stuck if r not in waiting and dumps[r]]
+        waiting = [r for r in stuck
+                   if r not in joining and _in_collective(_innermost_frame(dumps[r]))]
+        computing = [r for r in stuck if r not in waiting + joining and dumps[r]]
         silent = [r for r in stuck if not dumps[r]]  # wrote no stack: we cannot tell
         returned = [r for r in returned if r not in stuck]
         lines = [f"launch timed out after {timeout:g} s; still running: {_ranks(stuck)} (killed)."]
         if returned:
             lines.append(f"  returned from your function: {_ranks(returned)}")
+        if joining:
+            lines.append(f"  still joining the group (init_process_group): {_ranks(joining)}")
         if waiting:
             lines.append(f"  waiting in a collective:     {_ranks(waiting)}")
         if computing:
             lines.append(f"  computing (not communicating): {_ranks(computing)}")
         if silent:
             lines.append(f"  wrote no stack when asked:   {_ranks(silent)}")
-        lines.append(_advice(waiting, computing + silent, returned, failures))
+        if joining and computing:
+            lines.append(f"{_ranks(joining).capitalize()} waited in init_process_group for "
+                         f"{_ranks(computing)}, which never called it: look at "
+                         f"{_ranks(computing)} first (its stack is below).")
+        else:
+            lines.append(_JOINING if joining and not waiting else
+                         _advice(waiting, computing + silent, returned, failures))
         for r, f in sorted(failures.items()):
             lines.append(f"  rank {r} had failed: {_first_line(f.headline())}")
-        suspects = computing or silent or waiting
+        suspects = computing or silent or joining or waiting
         for r in suspects:
             if dumps[r]:
                 lines += ["", f"--- where rank {r} was ---", dumps[r].rstrip()]
         err = cls("\n".join(lines), failures=failures, stuck=stuck)
         err.suspects = suspects
         err.returned, err.waiting, err.computing = returned, waiting, computing
+        err.joining = joining
         return err
+
+
+_JOINING = ("The ranks never finished forming their group: init_process_group returns only when "
+            "every rank has called it. A rank that started late (a busy machine) or died before "
+            "joining holds the others there, before your function runs: give the launch more "
+            "time (timeout=...), or look at the rank that is missing.")
 
 
 def _advice(waiting, computing, returned, failures) -> str:
