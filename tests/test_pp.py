@@ -229,3 +229,9 @@ def test_timeline_records_every_transfer_and_the_idle_gaps():
         assert all(0 <= e.start <= e.end <= end for e in events)
         gaps = idle_periods(events, end)
         assert sum(b - a for a, b in gaps) == pytest.approx(end - busy(events), abs=1e-9)
+
+
+def test_layer_bytes_takes_a_module_or_a_list_of_modules_per_layer():
+    from tplab.pp import layer_bytes
+    a, b = nn.Linear(3, 4), nn.Linear(4, 2)          # 16 and 10 fp32 parameters
+    assert layer_bytes([a, [a, b], (b,)]) == [64, 104, 40]

@@ -1,5 +1,7 @@
 """SmolLM2-135M through a pipeline: the stages hold what they should (and only that), and with
 several prompts in flight PP = 2, PP = 3 and PP = 2 x TP = 2 give the single-process tokens."""
+import os
+
 import pytest
 import torch
 
@@ -121,3 +123,11 @@ def test_a_stage_outside_the_model_is_refused(model_file):
     for layers in (range(0, 31), range(5, 5), range(0, 10, 2)):
         with pytest.raises(ValueError, match="layers must be a non-empty range"):
             load_llama(model_file, layers=layers)
+
+
+def test_serving_benchmark_leaves_the_callers_environment_alone(monkeypatch):
+    from tplab.pp.serving import serving_benchmark
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    got = serving_benchmark(1, 1, 2, threads=2, repeats=1, timeout=120)
+    assert got["tokens"] == 2 and got["threads"] == 2
+    assert "OMP_WAIT_POLICY" not in os.environ    # set for the ranks only

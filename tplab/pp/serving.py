@@ -66,11 +66,17 @@ def serving_benchmark(pp: int, n_prompts: int, max_new: int, threads: int, tp: i
      "latency_p50_s", "latency_max_s", "repeats"}."""
     import tplab
 
-    if threads > 1:  # as `tplab generate` does: waiting OpenMP threads sleep instead of spinning
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    prompts = serving_prompts(n_prompts)
-    results = tplab.launch(_serve, pp * tp, prompts, max_new, pp, tp, by, repeats,
-                           backend="gloo", timeout=timeout, threads=threads)
+    # as `tplab generate` does: waiting OpenMP threads sleep instead of spinning — set for the
+    # ranks only (they take this process's environment), never left in the caller's
+    passive = threads > 1 and "OMP_WAIT_POLICY" not in os.environ
+    if passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        results = tplab.launch(_serve, pp * tp, serving_prompts(n_prompts), max_new, pp, tp, by,
+                               repeats, backend="gloo", timeout=timeout, threads=threads)
+    finally:
+        if passive:
+            del os.environ["OMP_WAIT_POLICY"]
     runs = next(r["runs"] for r in reversed(results))  # the last stage's rank
     stages = [results[s * tp]["layers"] for s in range(pp)]
     return {"pp": pp, "tp": tp, "threads": results[0]["threads"], "by": by, "stages": stages,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from torch import nn
-
 __all__ = ["split_layers", "layer_bytes", "stage_costs"]
 
 
@@ -43,8 +41,9 @@ def split_layers(costs: list[float], p: int) -> list[range]:
 
 def layer_bytes(layers) -> list[int]:
     """Parameter bytes of each layer (a module or a list of modules per layer)."""
-    def nbytes(module: nn.Module) -> int:
-        return sum(t.numel() * t.element_size() for t in module.parameters())
+    def nbytes(layer) -> int:
+        modules = layer if isinstance(layer, (list, tuple)) else [layer]
+        return sum(t.numel() * t.element_size() for m in modules for t in m.parameters())
     return [nbytes(layer) for layer in layers]
 
 
