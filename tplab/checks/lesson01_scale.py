@@ -1,0 +1,136 @@
+"""Check of exercise 01.3 (solutions/01_collectives.ipynb): 14 GB of bf16 gradients all-reduced
+by data parallelism inside one 8-GPU node, in one flat ring over 64 nodes, and hierarchically.
+
+Pure arithmetic with the α–β ring formulas of exercise 01.2 (Thakur, Rabenseifner & Gropp 2005;
+Patarasuk & Yuan 2009), here with a bandwidth B in bytes/s instead of β = 1/B:
+
+    ring all-reduce over n:        2(n-1)·α + 2(n-1)/n · N / B
+    reduce-scatter, all-gather:     (n-1)·α +  (n-1)/n · N / B   (N: the whole tensor)
+    hierarchical over nodes × g:   reduce-scatter over g (NVLink) + all-reduce of N/g over the
+                                   nodes (InfiniBand, each GPU with its own NIC) + all-gather
+                                   over g (NVLink)
+
+`check_scale` compares the learner's functions with these at held-out synthetic points chosen so
+that each term shows by itself (n = 1, one node, one GPU per node, α alone, bandwidth alone,
+unequal links), then the learner's constants and the stated case. The points are not printed in
+the exercise, so a number typed in, or a slip in one term, cannot pass.
+"""
+from __future__ import annotations
+
+import math
+
+__all__ = ["flat_ring", "hierarchical", "check_scale", "stated_times", "stated_parts",
+           "STATED"]
+
+# the stated case: 7e9 parameters' bf16 gradients; H100 NVLink 4, 450 GB/s per direction per GPU;
+# InfiniBand NDR, 400 Gb/s per GPU; alpha as the exercise declares it
+STATED = {"nbytes": 14e9, "nvlink": 450e9, "ib": 400e9 / 8, "nodes": 64, "gpus_per_node": 8}
+
+
+def flat_ring(nbytes: float, n: int, alpha: float, bandwidth: float) -> float:
+    """Seconds for a ring all-reduce of nbytes per rank over n ranks whose slowest link moves
+    `bandwidth` bytes/s."""
+    return 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes / bandwidth
+
+
+def _half(nbytes: float, n: int, alpha: float, bandwidth: float) -> float:
+    """Reduce-scatter (or all-gather) of a whole tensor of nbytes over n ranks, by a ring."""
+    return (n - 1) * alpha + (n - 1) / n * nbytes / bandwidth
+
+
+def hierarchical(nbytes: float, nodes: int, gpus_per_node: int, intra, inter) -> float:
+    """Seconds for reduce-scatter in the node, all-reduce of each GPU's 1/g across the nodes,
+    all-gather in the node; intra and inter are (alpha, bandwidth) pairs."""
+    g = gpus_per_node
+    return (2 * _half(nbytes, g, *intra)
+            + flat_ring(nbytes / g, nodes, *inter))
+
+
+def _close(got, want) -> bool:
+    return (isinstance(got, (int, float)) and not isinstance(got, bool)
+            and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-15))
+
+
+# held-out points: (nbytes, n, alpha, bandwidth) and what each isolates
+FLAT = [((14e9, 1, 5e-6, 50e9), "n = 1: no communication at all, 0 s"),
+        ((0, 2, 1.0, 1.0), "alpha = 1 s, no bytes: the latency term alone, 2(n-1)·alpha"),
+        ((0, 512, 3e-6, 50e9), "no bytes: the latency term alone, 2(n-1)·alpha"),
+        ((1000, 2, 0.0, 1.0), "alpha = 0: the bandwidth term alone, 2(n-1)/n·N/B"),
+        ((3e9, 3, 0.0, 25e9), "alpha = 0: the bandwidth term alone, 2(n-1)/n·N/B"),
+        ((14e9, 8, 2e-6, 450e9), "both terms"),
+        ((7e8, 5, 1e-3, 1e9), "both terms")]
+# (nbytes, nodes, gpus_per_node, intra, inter) and what each isolates
+HIER = [((14e9, 1, 8, (5e-6, 450e9), (5e-6, 50e9)),
+         "one node: the all-reduce inside it alone (no inter-node stage)"),
+        ((14e9, 64, 1, (5e-6, 450e9), (5e-6, 50e9)),
+         "one GPU per node: the inter-node all-reduce of the whole tensor alone"),
+        ((0, 4, 8, (1.0, 1.0), (0.0, 1.0)),
+         "no bytes, intra alpha = 1: 2(g-1)·alpha_intra (reduce-scatter + all-gather)"),
+        ((0, 4, 8, (0.0, 1.0), (1.0, 1.0)),
+         "no bytes, inter alpha = 1: 2(nodes-1)·alpha_inter"),
+        ((8e9, 4, 8, (0.0, 400e9), (0.0, math.inf)),
+         "alpha = 0, infinite inter-node bandwidth: the two NVLink stages' bytes alone"),
+        ((8e9, 4, 8, (0.0, math.inf), (0.0, 25e9)),
+         "alpha = 0, infinite NVLink bandwidth: the inter-node stage's bytes alone (each GPU "
+         "all-reduces its 1/g)"),
+        ((6e9, 3, 4, (0.0, 300e9), (0.0, 20e9)), "alpha = 0, unequal links"),
+        ((14e9, 64, 8, (2e-6, 450e9), (7e-6, 50e9)), "both terms, unequal alphas")]
+
+ADVICE_FLAT = ("a ring all-reduce over n ranks takes 2(n-1) steps, each an alpha and a chunk of "
+               "N/n bytes at the slowest link's bandwidth B: 2(n-1)·alpha + 2(n-1)/n·N/B")
+ADVICE_HIER = ("reduce-scatter of the whole N over the g GPUs of a node ((g-1)·alpha + "
+               "(g-1)/g·N/B, NVLink), then all-reduce of the 1/g each GPU now holds across the "
+               "nodes (InfiniBand: a ring of `nodes` ranks on N/g bytes), then all-gather of N in "
+               "the node (as the reduce-scatter)")
+
+
+def check_scale(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib,
+                alpha_nvlink, alpha_ib) -> dict:
+    """The learner's two functions at the held-out points, their constants, then the stated
+    case; raises AssertionError naming the first thing wrong. Returns the stated case's times
+    {"one node": s, "flat ring": s, "hierarchical": s} from the learner's functions."""
+    for args, what in FLAT:
+        got, want = flat_ring_seconds(*args), flat_ring(*args)
+        assert _close(got, want), (
+            f"flat_ring_seconds(nbytes={args[0]:g}, n={args[1]}, alpha={args[2]:g}, "
+            f"bandwidth={args[3]:g}) is {got!r}, expected {want!r} ({what}); {ADVICE_FLAT}")
+    for args, what in HIER:
+        got, want = hierarchical_seconds(*args), hierarchical(*args)
+        assert _close(got, want), (
+            f"hierarchical_seconds(nbytes={args[0]:g}, nodes={args[1]}, gpus_per_node="
+            f"{args[2]}, intra={args[3]}, inter={args[4]}) is {got!r}, expected {want!r} "
+            f"({what}); {ADVICE_HIER}")
+    assert _close(grad_bytes, STATED["nbytes"]), (
+        f"GRAD_BYTES is {grad_bytes!r}, expected {STATED['nbytes']:g}: 7e9 gradients in bf16, "
+        f"2 bytes each" + (" (bf16 is 16 bits, 2 bytes, not 4)" if grad_bytes == 28e9 else ""))
+    assert _close(nvlink, STATED["nvlink"]), (
+        f"NVLINK_BW is {nvlink!r}, expected {STATED['nvlink']:g} bytes/s: H100 NVLink 4, 450 GB/s "
+        f"per direction per GPU")
+    bits = " (400 Gb/s is gigaBITS per second: divide by 8 for bytes)" if ib == 400e9 else ""
+    assert _close(ib, STATED["ib"]), (
+        f"IB_BW is {ib!r}{bits}, expected {STATED['ib']:g} bytes/s: InfiniBand NDR, 400 Gb/s per "
+        f"GPU")
+    return stated_times(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib,
+                        alpha_nvlink, alpha_ib)
+
+
+def stated_times(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib, alpha_nvlink,
+                 alpha_ib) -> dict:
+    """The three cases of the exercise, in seconds, from the given functions:
+    {"one node": s, "flat ring": s, "hierarchical": s}."""
+    n, g = STATED["nodes"], STATED["gpus_per_node"]
+    return {"one node": flat_ring_seconds(grad_bytes, g, alpha_nvlink, nvlink),
+            "flat ring": flat_ring_seconds(grad_bytes, n * g, alpha_ib, ib),
+            "hierarchical": hierarchical_seconds(grad_bytes, n, g, (alpha_nvlink, nvlink),
+                                                 (alpha_ib, ib))}
+
+
+def stated_parts(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib, alpha_nvlink,
+                 alpha_ib) -> dict:
+    """{case: (latency part, bandwidth part)} in seconds: the same functions called once with no
+    bytes (the alpha terms alone) and once with both alphas 0 (the bytes terms alone)."""
+    latency = stated_times(flat_ring_seconds, hierarchical_seconds, 0, nvlink, ib, alpha_nvlink,
+                           alpha_ib)
+    volume = stated_times(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib, 0.0,
+                          0.0)
+    return {case: (latency[case], volume[case]) for case in latency}
