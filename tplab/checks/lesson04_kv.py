@@ -1,0 +1,230 @@
+"""Checks of exercise 04.3 (solutions/04_tensor_parallel_inference.ipynb): the KV cache's bytes,
+and the batch at which a decode step turns compute-bound.
+
+`check_kv_formula` and `check_crossover` try exact synthetic cases, fixed ones whose factors are
+distinct primes (so that each plausible slip gives a different number, which the message names)
+and random ones drawn at every run, against references computed exactly (integers, fractions).
+`measured_cache` runs SmolLM2 with tplab's KV cache and returns the bytes the cache tensors hold;
+`check_measured` compares the learner's formula with it at batch 1 and 2. `check_inequality`
+tests the crossover's definition itself: compute time reaches memory time at B*, not at B* − 1.
+
+The step model (jax-ml scaling-book, "All About Transformer Inference", with the whole step on one
+roofline): one decode step of B sequences does 2·P·B FLOPs and reads P·w weight bytes plus B
+caches of kv bytes, so it takes max(2·P·B / F, (P·w + B·kv) / BW).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import random
+from fractions import Fraction
+
+import torch
+
+from tplab.models.llama import Config
+
+# the learner's cases (see the exercise): Llama-2-7B and -70B as gpt-fast configures them
+LLAMA2_7B = Config(vocab_size=32000, hidden=4096, ffn=11008, n_layers=32, n_heads=32,
+                   n_kv_heads=32, head_dim=128, context=4096)
+LLAMA2_70B = Config(vocab_size=32000, hidden=8192, ffn=28672, n_layers=80, n_heads=64,
+                    n_kv_heads=8, head_dim=128, context=4096)
+PARAMS = {"Llama-2-7B": 6.74e9, "Llama-2-70B": 68.98e9}
+H100_FLOPS, H100_BANDWIDTH = 989e12, 3.35e12   # bf16 dense FLOP/s, HBM3 bytes/s (H100 SXM)
+
+KV_FORMULA = "2 · n_layers · n_kv_heads · head_dim · bytes_per_value · context · batch"
+CROSS_FORMULA = ("the smallest whole B with 2·P·B/F ≥ (P·w + B·kv)/BW: "
+                 "ceil((P·w/BW) / (2·P/F − kv/BW)), math.inf when 2·P/F ≤ kv/BW")
+
+
+def synthetic(n_layers, n_heads, n_kv_heads, head_dim):
+    return Config(hidden=n_heads * head_dim, n_layers=n_layers, n_heads=n_heads,
+                  n_kv_heads=n_kv_heads, head_dim=head_dim)
+
+
+def kv_reference(config, bytes_per_value, context, batch):
+    return (2 * config.n_layers * config.n_kv_heads * config.head_dim * bytes_per_value
+            * context * batch)
+
+
+KV_CASES = [  # (config, bytes per value, context, batch): every factor a distinct prime
+    (synthetic(3, 35, 5, 7), 2, 11, 13),
+    (synthetic(17, 57, 19, 23), 1, 29, 3),
+    (synthetic(5, 33, 3, 11), 4, 7, 2),
+    (LLAMA2_70B, 2, 4096, 32),
+]
+KV_SLIPS = {  # what plausible wrong formulas give, to name the slip in the message
+    "keys only: the 2 counts keys and values":
+        lambda c, b, n, s: kv_reference(c, b, n, s) // 2,
+    "the query heads (n_heads), not the KV heads: under grouped-query attention each KV head "
+    "serves n_heads / n_kv_heads query heads and only KV heads are cached":
+        lambda c, b, n, s: 2 * c.n_layers * c.n_heads * c.head_dim * b * n * s,
+    "the hidden size, not n_kv_heads · head_dim (that is multi-head attention's cache)":
+        lambda c, b, n, s: 2 * c.n_layers * c.hidden * b * n * s,
+    "4 bytes per value whatever bytes_per_value says (bf16 is 2)":
+        lambda c, b, n, s: kv_reference(c, 4, n, s),
+    "no batch: every sequence keeps its own cache":
+        lambda c, b, n, s: kv_reference(c, b, n, 1),
+    "no layers: every layer keeps its own keys and values":
+        lambda c, b, n, s: kv_reference(c, b, n, s) // c.n_layers,
+}
+
+
+def random_kv_cases(n=6):
+    rng = random.Random()
+    cases = []
+    for _ in range(n):
+        kv = rng.randint(1, 16)
+        cfg = synthetic(rng.randint(1, 96), kv * rng.randint(2, 8), kv, rng.choice((64, 80, 128)))
+        cases.append((cfg, rng.choice((1, 2, 4)), rng.randint(1, 1 << 17), rng.randint(1, 512)))
+    return cases
+
+
+def _name(config):
+    return (f"Config(n_layers={config.n_layers}, n_heads={config.n_heads}, "
+            f"n_kv_heads={config.n_kv_heads}, head_dim={config.head_dim}, "
+            f"hidden={config.hidden})")
+
+
+def check_kv_formula(kv_cache_bytes, cases=None):
+    # raise AssertionError at the first case where kv_cache_bytes is not the formula, naming the slip
+    for config, b, n, s in cases or KV_CASES + random_kv_cases():
+        want, got = kv_reference(config, b, n, s), kv_cache_bytes(config, b, n, s)
+        call = f"kv_cache_bytes({_name(config)}, bytes_per_value={b}, context={n}, batch={s})"
+        assert isinstance(got, numbers.Real) and not isinstance(got, bool), (
+            f"{call} should return a number of bytes, {want}, came {type(got).__name__} "
+            f"{got!r:.60}")
+        if got != want:
+            slip = next((name for name, wrong in KV_SLIPS.items() if got == wrong(config, b, n, s)),
+                        None)
+            raise AssertionError(f"{call} should be {want:,} bytes, came {got:,}"
+                                 + (f": that is what {slip} gives" if slip else "")
+                                 + f". The formula: {KV_FORMULA}")
+
+
+def crossover_reference(params, w, kv, flops, bandwidth):
+    # exact: every float is a fraction, so the ceiling is the true one
+    p, w, kv, f, bw = (Fraction(x) for x in (params, w, kv, flops, bandwidth))
+    room = 2 * p / f - kv / bw                  # seconds of compute per sequence beyond its KV read
+    return math.inf if room <= 0 else math.ceil((p * w / bw) / room)
+
+
+def _kv7b(context):
+    return kv_reference(LLAMA2_7B, 2, context, 1)
+
+
+CROSS_CASES = [  # (P, bytes per weight, KV bytes per sequence, FLOP/s, bytes/s)
+    (6.74e9, 2, 0, H100_FLOPS, H100_BANDWIDTH),              # weights only: F/BW = 295.2 -> 296
+    (6.74e9, 2, _kv7b(4096), H100_FLOPS, H100_BANDWIDTH),    # MHA at 4k: never
+    (6.74e9, 2, _kv7b(64), H100_FLOPS, H100_BANDWIDTH),      # MHA at 64 tokens: 1114
+    (68.98e9, 2, kv_reference(LLAMA2_70B, 2, 512, 1), H100_FLOPS, H100_BANDWIDTH),   # 461
+    (4, 1, 1, 4, 1),          # an exact crossing: 2·4·4/4 = (4 + 4)/1 at B = 4, so 4
+    (4, 1, 2, 4, 1),          # compute per sequence exactly equals its KV read: never
+    (4, 1, 3, 4, 1),          # KV read beyond it: never (not a negative batch)
+    (1e9, 1, 1e6, 2e14, 1e12),                              # int8 weights: 100/(1 − 0.1) -> 112
+]
+CROSS_SLIPS = {
+    "the weights alone (no KV term): batching amortises the weights, never the KV cache, so "
+    "the KV reads grow with B as fast as the compute":
+        lambda p, w, kv, f, bw: math.ceil((p * w / bw) / (2 * p / f)),
+    "the floor, not the ceiling: at the floor compute has not yet reached memory":
+        lambda p, w, kv, f, bw: math.floor((p * w / bw) / (2 * p / f - kv / bw)),
+    "the floor + 1, not the ceiling: at an exact crossing the crossing batch itself counts":
+        lambda p, w, kv, f, bw: math.floor((p * w / bw) / (2 * p / f - kv / bw)) + 1,
+    "rounding, not the ceiling":
+        lambda p, w, kv, f, bw: round((p * w / bw) / (2 * p / f - kv / bw)),
+    "one FLOP per weight, not 2 (a multiply and an add)":
+        lambda p, w, kv, f, bw: math.ceil((p * w / bw) / (p / f - kv / bw)),
+}
+
+
+def random_cross_cases(n=8):
+    rng, cases = random.Random(), []
+    while len(cases) < n:
+        p, w = rng.uniform(1e8, 5e11), rng.choice((0.5, 1, 2, 4))
+        f, bw = rng.uniform(1e13, 2e15), rng.uniform(5e11, 8e12)
+        # KV reads per sequence as a share of its compute time: half finite, half never, none
+        # so close to the edge that float rounding could move the ceiling
+        share = rng.choice((rng.uniform(0, 0.99), rng.uniform(1.01, 2.5)))
+        kv = share * 2 * p * bw / f
+        x = (p * w / bw) / (2 * p / f - kv / bw) if share < 1 else math.inf
+        if x == math.inf or abs(x - round(x)) > 1e-6:
+            cases.append((p, w, kv, f, bw))
+    return cases
+
+
+def _slip(case, got):
+    for name, wrong in CROSS_SLIPS.items():
+        try:
+            if got == wrong(*case):
+                return name
+        except (ZeroDivisionError, ValueError, OverflowError):
+            pass
+    return None
+
+
+def check_crossover(compute_bound_batch, cases=None):
+    # raise AssertionError at the first case where compute_bound_batch is not B*, naming the slip
+    for case in cases or CROSS_CASES + random_cross_cases():
+        want = crossover_reference(*case)
+        p, w, kv, f, bw = case
+        call = (f"compute_bound_batch(params={p:g}, weight_bytes_per_param={w:g}, "
+                f"kv_bytes_per_seq={kv:g}, flops={f:g}, bandwidth={bw:g})")
+        try:
+            got = compute_bound_batch(*case)
+        except ZeroDivisionError as exc:
+            raise AssertionError(f"{call} raised ZeroDivisionError ({exc}): where 2·P/F ≤ kv/BW "
+                                 f"no batch is compute-bound; return math.inf") from None
+        assert isinstance(got, numbers.Real) and not isinstance(got, bool), (
+            f"{call} should return a whole number of sequences or math.inf, {want}, came "
+            f"{type(got).__name__} {got!r:.60}")
+        if got != want:
+            slip = _slip(case, got)
+            raise AssertionError(f"{call} should be {want}, came {got!r}"
+                                 + (f": that is what {slip} gives" if slip else "")
+                                 + f". B* is {CROSS_FORMULA}")
+
+
+def check_inequality(compute_bound_batch, params, w, kv, flops, bandwidth):
+    # B* from its definition: at B* compute time reaches memory time, at B* − 1 it does not
+    got = compute_bound_batch(params, w, kv, flops, bandwidth)
+    p, w_, kv_, f, bw = (Fraction(x) for x in (params, w, kv, flops, bandwidth))
+    compute = lambda b: 2 * p * b / f               # noqa: E731
+    memory = lambda b: (p * w_ + b * kv_) / bw      # noqa: E731
+    if got == math.inf:
+        assert 2 * p / f <= kv_ / bw, (
+            f"P={params:g}, kv={kv:g}: math.inf, but a step of 10**9 sequences is compute-bound "
+            f"({float(compute(10**9)):.3g} s of compute ≥ {float(memory(10**9)):.3g} s of reads)")
+        return got
+    assert compute(got) >= memory(got), (
+        f"P={params:g}, kv={kv:g}: at B = {got} a step computes for {float(compute(got)):.6g} s "
+        f"but reads for {float(memory(got)):.6g} s: still memory-bound")
+    assert got <= 1 or compute(got - 1) < memory(got - 1), (
+        f"P={params:g}, kv={kv:g}: B = {got - 1} is already compute-bound, so B* is not {got}")
+    return got
+
+
+def measured_cache(model, ids, n_new, batch):
+    # run `model` with tplab's KV cache on `ids` repeated `batch` times, then n_new greedy tokens;
+    # the cache is allocated for exactly those positions. Returns (context, bytes its tensors hold)
+    context = len(ids) + n_new
+    cache = model.new_cache(batch, context)
+    logits = model(torch.tensor([ids] * batch), cache)
+    for _ in range(n_new):
+        logits = model(logits[:, -1].argmax(-1, keepdim=True), cache)
+    assert all(layer.length == context for layer in cache)
+    return context, sum(layer.k.nbytes + layer.v.nbytes for layer in cache)
+
+
+def check_measured(kv_cache_bytes, model, ids, n_new=4, batches=(1, 2)):
+    # the learner's bytes against the cache SmolLM2 holds after decoding, at each batch
+    out = []
+    for batch in batches:
+        context, held = measured_cache(model, ids, n_new, batch)
+        got = kv_cache_bytes(model.config, 4, context, batch)   # tplab's cache is float32
+        assert got == held, (
+            f"SmolLM2 (30 layers, 9 query heads, 3 KV heads of 64) after {context} tokens at "
+            f"batch {batch}: its float32 KV cache tensors hold {held:,} bytes, your "
+            f"kv_cache_bytes(model.config, 4, {context}, {batch}) gives {got!r}. "
+            f"The formula: {KV_FORMULA}")
+        out.append((batch, context, held))
+    return out
