@@ -53,18 +53,18 @@ KV_CASES = [  # (config, bytes per value, context, batch): every factor a distin
     (LLAMA2_70B, 2, 4096, 32),
 ]
 KV_SLIPS = {  # what plausible wrong formulas give, to name the slip in the message
-    "keys only: the 2 counts keys and values":
+    "keys only (the 2 is keys and values)":
         lambda c, b, n, s: kv_reference(c, b, n, s) // 2,
-    "the query heads (n_heads), not the KV heads: under grouped-query attention each KV head "
-    "serves n_heads / n_kv_heads query heads and only KV heads are cached":
+    "the query heads (n_heads) where only the KV heads are cached (under grouped-query attention "
+    "each KV head serves n_heads / n_kv_heads query heads)":
         lambda c, b, n, s: 2 * c.n_layers * c.n_heads * c.head_dim * b * n * s,
-    "the hidden size, not n_kv_heads · head_dim (that is multi-head attention's cache)":
+    "the hidden size where n_kv_heads · head_dim belongs (multi-head attention's cache)":
         lambda c, b, n, s: 2 * c.n_layers * c.hidden * b * n * s,
     "4 bytes per value whatever bytes_per_value says (bf16 is 2)":
         lambda c, b, n, s: kv_reference(c, 4, n, s),
-    "no batch: every sequence keeps its own cache":
+    "one sequence (each sequence of the batch keeps its own cache)":
         lambda c, b, n, s: kv_reference(c, b, n, 1),
-    "no layers: every layer keeps its own keys and values":
+    "one layer (each layer keeps its own keys and values)":
         lambda c, b, n, s: kv_reference(c, b, n, s) // c.n_layers,
 }
 
@@ -86,7 +86,7 @@ def _name(config):
 
 
 def check_kv_formula(kv_cache_bytes, cases=None):
-    # raise AssertionError at the first case where kv_cache_bytes is not the formula, naming the slip
+    # raise AssertionError at the first case where kv_cache_bytes is not the formula, naming a slip
     for config, b, n, s in cases or KV_CASES + random_kv_cases():
         want, got = kv_reference(config, b, n, s), kv_cache_bytes(config, b, n, s)
         call = f"kv_cache_bytes({_name(config)}, bytes_per_value={b}, context={n}, batch={s})"
@@ -97,7 +97,7 @@ def check_kv_formula(kv_cache_bytes, cases=None):
             slip = next((name for name, wrong in KV_SLIPS.items() if got == wrong(config, b, n, s)),
                         None)
             raise AssertionError(f"{call} should be {want:,} bytes, came {got:,}"
-                                 + (f": that is what {slip} gives" if slip else "")
+                                 + (f": that is the number for {slip}" if slip else "")
                                  + f". The formula: {KV_FORMULA}")
 
 
@@ -123,16 +123,16 @@ CROSS_CASES = [  # (P, bytes per weight, KV bytes per sequence, FLOP/s, bytes/s)
     (1e9, 1, 1e6, 2e14, 1e12),                              # int8 weights: 100/(1 − 0.1) -> 112
 ]
 CROSS_SLIPS = {
-    "the weights alone (no KV term): batching amortises the weights, never the KV cache, so "
-    "the KV reads grow with B as fast as the compute":
+    "the weights alone, no KV term (batching amortises the weights, never the KV cache: the "
+    "KV reads grow with B as fast as the compute)":
         lambda p, w, kv, f, bw: math.ceil((p * w / bw) / (2 * p / f)),
-    "the floor, not the ceiling: at the floor compute has not yet reached memory":
+    "the floor (at the floor compute has not yet reached memory)":
         lambda p, w, kv, f, bw: math.floor((p * w / bw) / (2 * p / f - kv / bw)),
-    "the floor + 1, not the ceiling: at an exact crossing the crossing batch itself counts":
+    "the floor + 1 (at an exact crossing the crossing batch itself counts)":
         lambda p, w, kv, f, bw: math.floor((p * w / bw) / (2 * p / f - kv / bw)) + 1,
-    "rounding, not the ceiling":
+    "rounding to the nearest whole batch":
         lambda p, w, kv, f, bw: round((p * w / bw) / (2 * p / f - kv / bw)),
-    "one FLOP per weight, not 2 (a multiply and an add)":
+    "one FLOP per weight (it is 2: a multiply and an add)":
         lambda p, w, kv, f, bw: math.ceil((p * w / bw) / (p / f - kv / bw)),
 }
 
@@ -180,7 +180,7 @@ def check_crossover(compute_bound_batch, cases=None):
         if got != want:
             slip = _slip(case, got)
             raise AssertionError(f"{call} should be {want}, came {got!r}"
-                                 + (f": that is what {slip} gives" if slip else "")
+                                 + (f": that is the number for {slip}" if slip else "")
                                  + f". B* is {CROSS_FORMULA}")
 
 
