@@ -1,6 +1,7 @@
-"""Lesson 02's pictures: replicas drifting apart, DP throughput, one training step's timeline,
-the benchmark's step times, and two training curves that are one; and its exercises' (the
-learner's shards and replicas, all-reduces per step).
+"""Lesson 02's pictures: replicas drifting apart, DP throughput, serving latency against load,
+one training step's timeline, the benchmark's step times, all-reduces per step with gradient
+accumulation, when backward can hide the all-reduce, and two training curves that are one; and
+its exercises' (the learner's shards and replicas, all-reduces per step).
 
 Each draws what a real run produced (the lesson passes its measurements in) and returns the
 figure; the cell calls `plt.show()`.
@@ -12,7 +13,8 @@ import matplotlib.pyplot as plt
 from tplab.viz.ranks import bar_per_rank, rank_color
 
 __all__ = ["draw_replica_gap", "draw_throughput", "draw_step_timeline", "draw_step_times",
-           "draw_loss_curves", "draw_shards_and_gaps", "draw_all_reduces_per_step"]
+           "draw_loss_curves", "draw_shards_and_gaps", "draw_all_reduces_per_step",
+           "draw_serving_latency", "draw_syncs_per_step", "draw_overlap_threshold"]
 
 
 def draw_replica_gap(drift: list[float], synced: list[float]):
@@ -140,4 +142,60 @@ def draw_all_reduces_per_step(naive: int, bucketed: dict[str, int]):
     ax.bar(["naive\n(one per parameter)"] + list(bucketed), [naive] + list(bucketed.values()),
            color=["C3"] + ["C2"] * len(bucketed))
     ax.set(ylabel="all-reduces per step", title="your BucketedSync, all-reduces counted on rank 0")
+    return fig
+
+
+def draw_serving_latency(loads: list[float], latency_s: dict[str, list[float]], service_s: float,
+                         capacities: dict[str, float]):
+    """DP for serving: mean latency of a request against the offered load (requests/s), one curve
+    per set-up ({"1 replica": [...], ...}, seconds), from a queue model priced with one measured
+    service time; a dashed line at each set-up's capacity (requests/s)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    for i, (name, values) in enumerate(latency_s.items()):
+        ax.plot(loads, [v * 1e3 for v in values], "o-", ms=3, color=f"C{i}", label=name)
+        ax.axvline(capacities[name], color=f"C{i}", ls="--", lw=1)
+    ax.axhline(service_s * 1e3, color="black", lw=0.8, ls=":",
+               label="one request alone (the same on both)")
+    ax.set_yscale("log")
+    ax.set(xlabel="offered load (requests per second)", ylabel="mean latency (ms)",
+           title="replicas behind a router (queue model, measured service time)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def draw_syncs_per_step(ks: list[int], with_no_sync: list[int],
+                        without: list[int] | None = None, title: str | None = None):
+    """Gradient accumulation: gradient all-reduces (DDP's bucket syncs) per optimizer step against
+    the number k of micro-batches, with `no_sync` for the first k-1 and, if given, without."""
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    if without is not None:
+        ax.plot(ks, without, "o-", color="C3", label="without no_sync: one per micro-batch")
+    ax.plot(ks, with_no_sync, "s-", color="C2", label="no_sync for the first k − 1: one per step")
+    ax.set(xlabel="micro-batches per optimizer step (k)", ylabel="all-reduces per step",
+           xticks=list(ks), ylim=(0, max(list(with_no_sync) + list(without or [])) + 1),
+           title=title or "gradient accumulation on 2 ranks")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def draw_overlap_threshold(tokens: list[float], backward_s: list[float], all_reduce_s: float,
+                           crossing: float, measured: list[tuple[float, float]] | None = None,
+                           measured_all_reduce: float | None = None):
+    """When backward can hide the all-reduce: the model's backward time (grows with the tokens per
+    rank) and all-reduce time (does not), crossing at `crossing` tokens; measured backward times
+    [(tokens, seconds)] and a measured all-reduce, if given, as points."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.plot(tokens, [t * 1e3 for t in backward_s], color="C0", label="backward, model 4PT/F")
+    ax.axhline(all_reduce_s * 1e3, color="C3", label="all-reduce of the gradients, α–β model")
+    ax.axvline(crossing, color="black", ls="--", lw=1,
+               label=f"crossing: {crossing:.0f} tokens per rank")
+    if measured:
+        ax.plot([t for t, _ in measured], [s * 1e3 for _, s in measured], "o", color="C0",
+                label="backward, measured")
+    if measured_all_reduce is not None:
+        ax.plot([crossing], [measured_all_reduce * 1e3], "x", color="C3", ms=8,
+                label="all-reduce, measured")
+    ax.set(xscale="log", yscale="log", xlabel="tokens (rows) per rank per step",
+           ylabel="ms", title="overlap can hide the all-reduce right of the crossing")
+    ax.legend(fontsize=8)
     return fig
