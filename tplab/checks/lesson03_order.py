@@ -57,7 +57,8 @@ def _close(a, b):
 
 
 def _where(t, rank, out):
-    return f"{t} rank{'s' if t > 1 else ''}, rank {rank} (input features {out['lo']}..{out['hi'] - 1})"
+    ranks = f"{t} rank{'s' if t > 1 else ''}"
+    return f"{ranks}, rank {rank} (input features {out['lo']}..{out['hi'] - 1})"
 
 
 def check_row_first_numbers(t, rank, out):

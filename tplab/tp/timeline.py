@@ -1,0 +1,93 @@
+"""One training step's timeline on a rank: when each collective started and ended, and marks.
+
+Lesson 03 draws a tensor-parallel step beside lesson 02's data-parallel one. `StepClock`
+subscribes to `tplab.comm.hooks` (the one instrumentation point, as `tplab.dp` does for its
+buckets) and keeps every collective's start and end, plus named marks (`mark("backward")`);
+`summary()` hands back picklable times in milliseconds from the clock's start. Between two
+collectives a TP rank computes; inside one it computes nothing, since the all-reduces of f
+and g are blocking calls whose result the next operation reads.
+
+`residual_mlps` builds the small model both steps train: a stack of x + SwiGLU(x) blocks,
+dense or tensor-parallel (`ParallelSwiGLU`, every rank cutting its slices of the same dense
+weights).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from tplab.comm import hooks
+from tplab.layers import SwiGLU
+from tplab.tp.blocks import ParallelSwiGLU
+
+__all__ = ["StepClock", "Residual", "residual_mlps", "blocked_share", "in_flight_share"]
+
+
+class StepClock:
+    """`with StepClock() as clock:` ... `clock.mark(name)` ...; then `clock.summary()`."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, int, float, float]] = []
+        self.marks: dict[str, float] = {}
+        self.t0 = 0.0
+
+    def _on(self, kind: str, call: hooks.Collective) -> None:
+        if kind == "end":
+            self.calls.append((call.op, call.nbytes, call.start, call.end))
+
+    def __enter__(self) -> StepClock:
+        self._subscription = hooks.subscribe(self._on)
+        self.t0 = time.perf_counter()
+        return self
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.marks.setdefault("end", time.perf_counter())
+        self._subscription.remove()
+
+    def summary(self) -> dict:
+        """{"calls": [(op, bytes, start ms, end ms)], "marks": {name: ms}}, from the start."""
+        ms = lambda t: (t - self.t0) * 1e3  # noqa: E731
+        return {"calls": [(op, n, ms(a), ms(b)) for op, n, a, b in sorted(self.calls,
+                                                                       key=lambda c: c[2])],
+                "marks": {k: ms(v) for k, v in self.marks.items()}}
+
+
+class Residual(nn.Module):
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return x + self.inner(x)
+
+
+def residual_mlps(layers: int, hidden: int, ffn: int, parallel: bool, seed: int = 0,
+                  group=None) -> nn.Sequential:
+    """`layers` blocks x + SwiGLU(x), the same weights on every rank (from `seed`); with
+    parallel=True each is this rank's `ParallelSwiGLU` of them."""
+    torch.manual_seed(seed)
+    mlps = [SwiGLU(hidden, ffn) for _ in range(layers)]
+    if parallel:
+        mlps = [ParallelSwiGLU.from_dense(m, group) for m in mlps]
+    return nn.Sequential(*(Residual(m) for m in mlps))
+
+
+def blocked_share(summary: dict, op: str = "all_reduce") -> float:
+    """The share of the step (start to the "end" mark) this rank spent inside blocking `op`s."""
+    inside = sum(b - a for o, _, a, b in summary["calls"] if o == op)
+    return inside / summary["marks"]["end"]
+
+
+def in_flight_share(events: list, until: float) -> float:
+    """Of the time `DataParallel`'s buckets spent in flight (launch to complete, `events` in ms),
+    the share before `until` (the end of backward): communication that overlapped compute."""
+    launch = {b: t for k, b, t in events if k == "launch"}
+    complete = {b: t for k, b, t in events if k == "complete"}
+    total = sum(complete[b] - launch[b] for b in launch)
+    hidden = sum(max(0.0, min(complete[b], until) - launch[b]) for b in launch)
+    return hidden / total if total else 0.0
