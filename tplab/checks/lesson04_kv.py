@@ -206,11 +206,16 @@ def check_inequality(compute_bound_batch, params, w, kv, flops, bandwidth):
 def measured_cache(model, ids, n_new, batch):
     # run `model` with tplab's KV cache on `ids` repeated `batch` times, then n_new greedy tokens;
     # the cache is allocated for exactly those positions. Returns (context, bytes its tensors hold)
-    context = len(ids) + n_new
+    # (one thread: two contend badly on a busy machine, and a step this small gains nothing)
+    context, threads = len(ids) + n_new, torch.get_num_threads()
     cache = model.new_cache(batch, context)
-    logits = model(torch.tensor([ids] * batch), cache)
-    for _ in range(n_new):
-        logits = model(logits[:, -1].argmax(-1, keepdim=True), cache)
+    torch.set_num_threads(1)
+    try:
+        logits = model(torch.tensor([ids] * batch), cache)
+        for _ in range(n_new):
+            logits = model(logits[:, -1].argmax(-1, keepdim=True), cache)
+    finally:
+        torch.set_num_threads(threads)
     assert all(layer.length == context for layer in cache)
     return context, sum(layer.k.nbytes + layer.v.nbytes for layer in cache)
 
@@ -227,4 +232,19 @@ def check_measured(kv_cache_bytes, model, ids, n_new=4, batches=(1, 2)):
             f"kv_cache_bytes(model.config, 4, {context}, {batch}) gives {got!r}. "
             f"The formula: {KV_FORMULA}")
         out.append((batch, context, held))
+    return out
+
+
+LLAMA_CASES = (("Llama-2-7B", LLAMA2_7B, 0), ("Llama-2-7B", LLAMA2_7B, 4096),
+               ("Llama-2-70B", LLAMA2_70B, 512), ("Llama-2-70B", LLAMA2_70B, 4096))
+
+
+def check_cases(kv_cache_bytes, compute_bound_batch):
+    # the exercise's four cases in bf16 on H100 figures: B* from its definition, with the
+    # learner's KV bytes per sequence; [(model, context, KV bytes per sequence, B*)]
+    out = []
+    for name, config, context in LLAMA_CASES:
+        kv = kv_cache_bytes(config, 2, context, 1)
+        b = check_inequality(compute_bound_batch, PARAMS[name], 2, kv, H100_FLOPS, H100_BANDWIDTH)
+        out.append((name, context, kv, b))
     return out
