@@ -1,6 +1,7 @@
 # divides the loss by the world size as well: DDP already averages, so .grad is n times too small
 import contextlib
 
+
 def accumulate_step(ddp_model, optimizer, x, y, k):
     rank, world = dist.get_rank(), dist.get_world_size()
     xs, ys = x.tensor_split(world)[rank], y.tensor_split(world)[rank]

@@ -1,6 +1,7 @@
 # micro-batches of len // k rows each: the rows left over at the slice's end are dropped
 import contextlib
 
+
 def accumulate_step(ddp_model, optimizer, x, y, k):
     rank, world = dist.get_rank(), dist.get_world_size()
     xs, ys = x.tensor_split(world)[rank], y.tensor_split(world)[rank]

@@ -1,6 +1,7 @@
 # no_sync only around backward (forward outside): right numbers, but DDP syncs every micro-batch
 import contextlib
 
+
 def accumulate_step(ddp_model, optimizer, x, y, k):
     rank, world = dist.get_rank(), dist.get_world_size()
     xs, ys = x.tensor_split(world)[rank], y.tensor_split(world)[rank]

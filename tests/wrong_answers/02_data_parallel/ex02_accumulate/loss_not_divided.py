@@ -1,6 +1,7 @@
 # loss not scaled: every micro-batch's mean loss backpropagated whole, so .grad is k times too large
 import contextlib
 
+
 def accumulate_step(ddp_model, optimizer, x, y, k):
     rank, world = dist.get_rank(), dist.get_world_size()
     xs, ys = x.tensor_split(world)[rank], y.tensor_split(world)[rank]

@@ -1,6 +1,7 @@
 # optimizer step after every micro-batch: k small steps, not one step on the whole batch
 import contextlib
 
+
 def accumulate_step(ddp_model, optimizer, x, y, k):
     rank, world = dist.get_rank(), dist.get_world_size()
     xs, ys = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
