@@ -10,6 +10,13 @@ inside `hooks.quiet()`, so the tracer sees only the calls the learner makes. A c
 gives the number of bucket all-reduces of one ordinary backward ("one sync"); every optimizer step
 must cost exactly that many.
 
+How the passes are seen: a forward pre-hook on the DDP module (a forward through `ddp_model`), one
+on the wrapped model (the rows it ran) and a post-accumulate-grad hook on the first trainable
+parameter (it fires once per backward that reaches it, however many forwards that backward spans)
+write one event list. Accumulation is then "through DDP, forward, backward" k times in a row: one
+micro-batch's activations alive at a time, and DDP's forward-time bookkeeping done for every
+micro-batch.
+
 `run_accumulate` runs on every launched rank with the learner's `accumulate_step` passed in;
 `check_accumulate` raises an AssertionError naming the first thing wrong and the likely slip.
 """
@@ -53,17 +60,29 @@ def _one_sync(setup: Setup) -> int:
     return state["syncs"]
 
 
+def _record_passes(ddp: nn.Module, model: nn.Module, events: list) -> None:
+    """Append ("ddp",) for each forward through the DDP module, ("forward", rows) for each forward
+    of the wrapped model and ("backward",) for each backward reaching its first trainable
+    parameter."""
+    ddp.register_forward_pre_hook(lambda module, args: events.append(("ddp",)))
+    model.register_forward_pre_hook(
+        lambda module, args: events.append(("forward", args[0].detach().clone())))
+    first = next(p for p in model.parameters() if p.requires_grad)
+    first.register_post_accumulate_grad_hook(lambda p: events.append(("backward",)))
+
+
 def run_accumulate(accumulate_step, setup: Setup, ks, steps: int = STEPS) -> list[dict]:
     """On every rank, for each k: the learner's accumulate_step on a fresh DDP replica for
-    `steps` steps; per step the rows each forward saw, DDP's bucket syncs, optimizer steps, the
-    learner's own communication and the gradients; the parameters at the end."""
+    `steps` steps; per step the passes in order (through DDP, forward with its rows, backward),
+    DDP's bucket syncs, optimizer steps, the learner's own communication and the gradients; the
+    parameters at the end."""
     one_sync = _one_sync(setup)
     out = []
     for k in ks:
         model = setup.make_model()
         ddp, state = _ddp(model)
         seen, stepped = [], [0]
-        model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        _record_passes(ddp, model, seen)
         optimizer = setup.make_optimizer(ddp)
         optimizer.register_step_post_hook(lambda *_: stepped.__setitem__(0, stepped[0] + 1))
         log = []
@@ -73,7 +92,7 @@ def run_accumulate(accumulate_step, setup: Setup, ks, steps: int = STEPS) -> lis
             state["syncs"], stepped[0] = 0, 0
             with comm.trace() as t:
                 accumulate_step(ddp, optimizer, x, y, k)
-            log.append({"rows": list(seen), "syncs": state["syncs"], "steps": stepped[0],
+            log.append({"passes": list(seen), "syncs": state["syncs"], "steps": stepped[0],
                         "own": {op: c for op, c in t.summary().items() if op in CARRYING},
                         "grads": {name: None if p.grad is None else p.grad.clone()
                                   for name, p in model.named_parameters()}})
@@ -84,6 +103,32 @@ def run_accumulate(accumulate_step, setup: Setup, ks, steps: int = STEPS) -> lis
 def syncs_per_step(got: list) -> list[int]:
     """Rank 0's DDP bucket all-reduces in the first step of each case (for the picture)."""
     return [case["log"][0]["syncs"] for case in got[0]]
+
+
+def _passes_problem(at: str, passes: list, k: int) -> str | None:
+    """None if the step ran k times: a forward through the DDP module, then its backward."""
+    kinds = [event[0] for event in passes]
+    forwards, backwards = kinds.count("forward"), kinds.count("backward")
+    if forwards != k:
+        return None  # _rows_problem names it
+    if kinds.count("ddp") < forwards:
+        return (f"{at}: {forwards - kinds.count('ddp')} of the {k} forward passes bypassed "
+                f"ddp_model (ddp_model.module called directly?): DDP prepares the coming "
+                f"backward's sync in its own forward, so run every micro-batch through ddp_model "
+                f"and switch the early syncs off with `with ddp_model.no_sync():`")
+    if backwards == 1 and k > 1:
+        return (f"{at}: {k} forward passes but one backward: one backward of the summed losses "
+                f"keeps every micro-batch's activations alive at once, which is what "
+                f"accumulation avoids; call backward on each micro-batch's loss right after its "
+                f"forward, and let .grad add them up")
+    if backwards != k:
+        return (f"{at}: {backwards} backward passes for {k} micro-batches, expected one each, "
+                f"right after its forward")
+    if kinds != ["ddp", "forward", "backward"] * k:
+        return (f"{at}: the passes ran in the order {' '.join(kinds)}, expected each micro-batch's "
+                f"backward before the next one's forward (ddp forward backward, k times): "
+                f"running all forwards first keeps every micro-batch's activations alive at once")
+    return None
 
 
 def _rows_problem(at: str, rows: list, mine: torch.Tensor, k: int) -> str | None:
@@ -121,6 +166,22 @@ def _syncs_problem(at: str, syncs: int, one: int, k: int) -> str | None:
             f"last")
 
 
+def _ranks_problem(at: str, grads_per_rank: list[dict]) -> str | None:
+    """The ranks' gradients after one step must agree: DDP's sync leaves the same average on all."""
+    for name, first in grads_per_rank[0].items():
+        for r, grads in enumerate(grads_per_rank[1:], start=1):
+            other = grads[name]
+            if first is None or other is None:
+                continue  # _grads_problem names a missing gradient
+            gap = (other - first).abs().max().item()
+            if gap > 1e-6:
+                return (f"{at}: {name}.grad differs between rank 0 and rank {r} by up to "
+                        f"{gap:.2e}, so part of it was never all-reduced: the one backward that "
+                        f"syncs must be the *last*, after the others have accumulated into .grad "
+                        f"(no_sync() for micro-batches 0 .. k-2, not 1 .. k-1)")
+    return None
+
+
 def _grads_problem(at: str, grads: dict, reference: dict, k: int, n: int) -> str | None:
     for name, want in reference.items():
         grad = grads[name]
@@ -155,7 +216,9 @@ def check_accumulate(got: list, setup: Setup, reference: torch.Tensor, reference
             for step, entry in enumerate(cases[c]["log"]):
                 at = f"rank {r} of {n}, k = {k}, step {step}"
                 mine = setup.global_batch(step)[0].tensor_split(n)[r]
-                problem = (_rows_problem(at, entry["rows"], mine, k) or
+                rows = [event[1] for event in entry["passes"] if event[0] == "forward"]
+                problem = (_rows_problem(at, rows, mine, k) or
+                           _passes_problem(at, entry["passes"], k) or
                            _syncs_problem(at, entry["syncs"], cases[c]["one_sync"], k))
                 assert problem is None, problem
                 assert entry["steps"] == 1, (
@@ -164,7 +227,8 @@ def check_accumulate(got: list, setup: Setup, reference: torch.Tensor, reference
                 assert not entry["own"], (
                     f"{at}: you communicated yourself ({entry['own']}): DDP all-reduces the "
                     f"gradients in the last backward; do not all-reduce them again")
-                problem = _grads_problem(at, entry["grads"], reference_grads[step], k, n)
+                problem = (_ranks_problem(at, [cs[c]["log"][step]["grads"] for cs in got]) or
+                           _grads_problem(at, entry["grads"], reference_grads[step], k, n))
                 assert problem is None, problem
             params = cases[c]["params"]
             assert torch.equal(params, got[0][c]["params"]), (
