@@ -1,0 +1,17 @@
+"""tplab.serve: task parallelism for serving (lesson 06) — many independent requests over
+model replicas, where everything is scheduling.
+
+`workload.py` (the requests and their greedy reference), `engines.py` (what a worker runs for
+one request: the real model or a sleeping stand-in), `pool.py` (`serve`: worker processes fed
+from a queue, static or dynamic, FIFO or shortest-first, a killed worker's request retried),
+`records.py` (per-request times and the Report: throughput, makespan, p50/p95 latency).
+"""
+from tplab.serve.engines import Engine, ModelEngine, SleepEngine
+from tplab.serve.pool import ORDERS, POLICIES, ServeError, serve, static_shares
+from tplab.serve.prompts import PROMPTS
+from tplab.serve.records import Record, Report
+from tplab.serve.workload import Request, draw_lengths, make_workload, reference_outputs
+
+__all__ = ["Engine", "ModelEngine", "SleepEngine", "serve", "ServeError", "POLICIES", "ORDERS",
+           "static_shares", "PROMPTS", "Record", "Report", "Request", "make_workload",
+           "draw_lengths", "reference_outputs"]
