@@ -1,5 +1,7 @@
 """Lesson 03's extras: activation bytes measured vs derived, the published formula, Megatron-style
 RNG states, the link arithmetic, the step clock, and exercise 03.3's checks."""
+import time
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -15,10 +17,17 @@ from tplab.checks.lesson03_order import (
 from tplab.layers import Attention, SwiGLU
 from tplab.layers.block import Block
 from tplab.tp import ParallelAttention, ParallelSwiGLU, shard_sizes
-from tplab.tp.activations import block_terms, fit_replicated_sharded, korthikanti, saved_bytes
+from tplab.tp.activations import (
+    SavedBytes,
+    block_terms,
+    fit_replicated_sharded,
+    korthikanti,
+    saved_bytes,
+)
 from tplab.tp.links import LINKS, LLAMA2_70B, layer_times
+from tplab.tp.plan import attention_shards, mlp_shards
 from tplab.tp.rng import OFFSET, RNGStatesTracker, model_parallel_manual_seed
-from tplab.tp.timeline import StepClock, blocked_share, in_flight_share
+from tplab.tp.timeline import StepClock, blocked_share, bucket_spans, in_flight_share, sent_bytes
 
 DIM, HEADS, HDIM, INNER, B, S = 24, 6, 4, 36, 2, 8
 
@@ -36,10 +45,13 @@ def _block_bytes(heads_kv):
 def test_saved_bytes_are_the_derived_terms_on_1_2_3_ranks(heads_kv):
     terms = block_terms(B, S, DIM, HEADS, HDIM, INNER)
     for t in (1, 2, 3):
-        if heads_kv % t and t <= heads_kv:
-            continue  # uneven KV groups: the ranks' shares differ, tested below
-        for nbytes in tplab.launch(_block_bytes, t, heads_kv):
-            assert nbytes == terms["replicated"] + terms["sharded"] / t
+        for rank, nbytes in enumerate(tplab.launch(_block_bytes, t, heads_kv)):
+            # this rank's share of the sharded terms: its query heads (k and v are expanded to
+            # one per query head) and its FFN features; uneven where 3 KV groups meet 2 ranks
+            q0, q1 = attention_shards(HEADS, heads_kv, HDIM, t)[rank].q_heads
+            f0, f1 = mlp_shards(INNER, t)[rank].features
+            assert nbytes == (terms["replicated"] + terms["attention"] * (q1 - q0) // HEADS
+                              + terms["mlp"] * (f1 - f0) // INNER), (t, rank, heads_kv)
 
 
 def test_saved_bytes_leave_parameters_out_and_count_a_storage_once():
@@ -49,21 +61,52 @@ def test_saved_bytes_leave_parameters_out_and_count_a_storage_once():
     assert nbytes == x.numel() * 4  # the input, once; the weight is not an activation
 
 
+def test_saved_bytes_count_what_views_reach():
+    w = torch.randn(4, 4, requires_grad=True)
+    batch = torch.randn(6, 4)
+    with SavedBytes(exclude=[w]) as first_rows:
+        batch[:2] @ w                          # a micro-batch that is a view: its own 2 rows
+    assert first_rows.nbytes == 2 * 4 * 4
+    with SavedBytes(exclude=[w]) as both:
+        batch[:2] @ w
+        batch[1:3] @ w                         # overlapping rows count once: rows 0..2
+    assert both.nbytes == 3 * 4 * 4
+    with SavedBytes(exclude=[w]) as expanded:
+        batch[:1].expand(5, 4) @ w             # 5 rows that all read the same one
+    assert expanded.nbytes == 1 * 4 * 4
+
+
 def test_fit_recovers_replicated_and_sharded():
     r, s = fit_replicated_sharded([1, 2, 4], [10 + 24 / t for t in (1, 2, 4)])
     assert r == pytest.approx(10) and s == pytest.approx(24)
 
 
-def test_korthikanti_formula():
+def _korthikanti_items(s, b, h, a):
+    """The paper's itemised bytes per layer (arXiv:2205.05198, section 4.1), 16-bit numbers and
+    1-byte dropout masks, each marked with the region it lives in under tensor parallelism."""
+    sbh, as2b = s * b * h, a * s * s * b
+    return [  # (what, bytes, replicated?)
+        ("attention: QKV's input", 2 * sbh, True), ("attention: Q and K", 4 * sbh, False),
+        ("attention: softmax output", 2 * as2b, False), ("attention: softmax mask", as2b, False),
+        ("attention: softmax dropout output", 2 * as2b, False), ("attention: V", 2 * sbh, False),
+        ("attention: output projection's input", 2 * sbh, False),
+        ("attention: dropout mask", sbh, True),
+        ("MLP: first linear's input", 2 * sbh, True), ("MLP: GeLU's input", 8 * sbh, False),
+        ("MLP: second linear's input", 8 * sbh, False), ("MLP: dropout mask", sbh, True),
+        ("two layer norms' inputs", 4 * sbh, True)]
+
+
+@pytest.mark.parametrize("t", [1, 2, 8])
+def test_korthikanti_formula_is_the_papers_items_summed(t):
     s, b, h, a = 2048, 1, 12288, 96
-    one = korthikanti(s, b, h, a, t=1)
-    assert one["replicated"] + one["sharded"] == s * b * h * (34 + 5 * a * s / h)
-    eight = korthikanti(s, b, h, a, t=8)
-    assert eight["replicated"] == 10 * s * b * h
-    assert eight["sharded"] == pytest.approx(s * b * h * (24 / 8 + 5 * a * s / (h * 8)))
-    sp = korthikanti(s, b, h, a, t=8, sequence_parallel=True)
-    assert sp["replicated"] == 0 and sp["sharded"] == pytest.approx(
-        (one["replicated"] + one["sharded"]) / 8)
+    items = _korthikanti_items(s, b, h, a)
+    assert sum(n for _, n, _ in items) == s * b * h * 34 + 5 * a * s * s * b  # 34sbh + 5as²b
+    got = korthikanti(s, b, h, a, t=t)
+    assert got["replicated"] == sum(n for _, n, rep in items if rep)
+    assert got["sharded"] == pytest.approx(sum(n for _, n, rep in items if not rep) / t)
+    sp = korthikanti(s, b, h, a, t=t, sequence_parallel=True)
+    assert sp["replicated"] == 0
+    assert sp["sharded"] == pytest.approx(sum(n for _, n, _ in items) / t)
 
 
 def test_rng_tracker_forks_and_restores():
@@ -109,27 +152,39 @@ def test_llama2_70b_shape_and_link_times():
     assert fast < r["compute_s"] < min(slow)
 
 
+NAP = 0.05  # s of work outside any collective
+
+
 def _clocked():
     with StepClock() as clock:
         x = torch.ones(1000)
+        time.sleep(NAP)
         clock.mark("backward")
         dist.all_reduce(x)
         comm.all_reduce(x)
+        time.sleep(NAP)
     return clock.summary()
 
 
 def test_step_clock_records_collectives_and_marks():
     for summary in tplab.launch(_clocked, 2):
-        ops = [op for op, *_ in summary["calls"]]
-        assert ops == ["all_reduce", "all_reduce"]
-        assert all(0 <= a <= b <= summary["marks"]["end"] for _, _, a, b in summary["calls"])
-        assert 0 < blocked_share(summary) <= 1
+        calls, marks = summary["calls"], summary["marks"]
+        assert [op for op, *_ in calls] == ["all_reduce", "all_reduce"]
+        assert sent_bytes(summary) == 2 * 1000 * 4
+        assert NAP * 1e3 <= marks["backward"] <= calls[0][2]      # the mark, then the calls
+        assert calls[0][3] <= calls[1][2] and calls[1][3] <= marks["end"] - NAP * 1e3
+        share = blocked_share(summary)
+        assert 0 < share < 1 - 2 * NAP * 1e3 / marks["end"]       # the naps are not blocked time
+        inside = sum(b - a for _, _, a, b in calls)
+        assert share == pytest.approx(inside / marks["end"])
 
 
 def test_in_flight_share():
-    events = [("launch", 0, 0.0), ("complete", 0, 10.0), ("launch", 1, 5.0),
-              ("complete", 1, 15.0)]
+    events = [("forward", -1, 0.0), ("launch", 0, 0.0), ("complete", 0, 10.0), ("launch", 1, 5.0),
+              ("complete", 1, 15.0), ("launch", 2, 16.0)]              # bucket 2 never completed
+    assert bucket_spans(events) == {0: (0.0, 10.0), 1: (5.0, 15.0)}
     assert in_flight_share(events, until=10.0) == pytest.approx(15 / 20)
+    assert in_flight_share(events, until=0.0) == 0
 
 
 def _row_first(x_cols, a_rows, b_cols, hidden):

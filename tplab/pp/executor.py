@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 
 from tplab.pp.schedules import Action
+from tplab.tp.activations import SavedBytes
 
 __all__ = ["run_step", "Step", "Event"]
 
@@ -87,7 +88,7 @@ def run_step(chunks, actions: list[Action], inputs=None, targets=None, loss_fn=N
     m = 1 + max(a.micro for a in actions)
     training = any(a.kind == "B" for a in actions)
     shape_of = recv_shape if callable(recv_shape) else (lambda stage: tuple(recv_shape))
-    params = {t.data_ptr() for c in chunks for t in c.parameters()}
+    params = [t for c in chunks for t in c.parameters()]
     events, pending, kept, saved = [], [], {}, {}
     losses, outputs = [], []
     live = peak = live_bytes = peak_bytes = 0
@@ -134,16 +135,8 @@ def run_step(chunks, actions: list[Action], inputs=None, targets=None, loss_fn=N
         else:
             x = timed("recv", a, lambda: recv(shape_of(s), a, s, False))
             x.requires_grad_(training)
-        seen: dict[int, int] = {}
-
-        def pack(t):
-            if t.data_ptr() not in params:
-                seen[t.data_ptr()] = t.numel() * t.element_size()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            with torch.set_grad_enabled(training):
-                y = timed("F", a, lambda: chunks[a.chunk](x))
+        with SavedBytes(exclude=params) as seen, torch.set_grad_enabled(training):
+            y = timed("F", a, lambda: chunks[a.chunk](x))
         if s == where.last:
             outputs.append(y.detach())
             if loss_fn is not None:
@@ -153,7 +146,7 @@ def run_step(chunks, actions: list[Action], inputs=None, targets=None, loss_fn=N
             send(y, a, s + 1, False)
         if training:
             kept[a.micro, a.chunk] = (x, y)
-            saved[a.micro, a.chunk] = sum(seen.values())
+            saved[a.micro, a.chunk] = seen.nbytes
             live, live_bytes = live + 1, live_bytes + saved[a.micro, a.chunk]
             peak, peak_bytes = max(peak, live), max(peak_bytes, live_bytes)
 

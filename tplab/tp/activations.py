@@ -1,10 +1,11 @@
 """Activation memory of a transformer block under tensor parallelism: measured and predicted.
 
 What backward needs is what the forward pass saves for it (`ctx.save_for_backward`, the inputs
-of each product, the statistics of each norm). `saved_bytes` measures it the way
-`tplab.pp.executor` does: a `torch.autograd.graph.saved_tensors_hooks` pack hook sees every
-tensor autograd keeps; parameters and buffers (the model's own state) are left out, and a
-storage kept by several operations (a view, or one input saved by q, k and v alike) counts once.
+of each product, the statistics of each norm). `SavedBytes` counts it, and lesson 05's
+executor (`tplab.pp.executor`) uses the same counter: a `torch.autograd.graph.saved_tensors_hooks`
+pack hook sees every tensor autograd keeps; parameters and buffers (the model's own state) are
+left out, and memory kept by several operations (a view and its base, or one input saved by q,
+k and v alike) counts once. `saved_bytes` runs a module under it.
 
 Two predictions to hold it against:
 
@@ -20,26 +21,63 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["saved_bytes", "block_terms", "korthikanti", "fit_replicated_sharded"]
+__all__ = ["SavedBytes", "saved_bytes", "block_terms", "korthikanti", "fit_replicated_sharded"]
+
+
+def _reach(t: torch.Tensor) -> tuple[int, int]:
+    """The bytes of its storage a tensor reaches: from its first element to its last."""
+    if t.numel() == 0:
+        return 0, 0
+    first = t.storage_offset()
+    last = first + sum((n - 1) * stride for n, stride in zip(t.shape, t.stride()))
+    return first * t.element_size(), (last + 1) * t.element_size()
+
+
+class SavedBytes:
+    """`with SavedBytes(exclude=model.parameters()) as saved:` forward `;` then `saved.nbytes`:
+    the bytes autograd saved for backward inside the block.
+
+    It counts memory, not tensors: a saved tensor counts the part of its storage it reaches (a
+    micro-batch that is a view of the batch counts as its own rows, an expanded tensor as what it
+    really holds), and bytes reached by several saved tensors count once. Tensors sharing a
+    storage with `exclude` (parameters, buffers: the model's state, not activations) are left out.
+    """
+
+    def __init__(self, exclude=()):
+        self.exclude = {t.untyped_storage().data_ptr() for t in exclude}
+        self.spans: dict[int, list[tuple[int, int]]] = {}
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage().data_ptr()
+        if storage not in self.exclude:
+            self.spans.setdefault(storage, []).append(_reach(t))
+        return t
+
+    @property
+    def nbytes(self) -> int:
+        total = 0
+        for spans in self.spans.values():   # the union of each storage's spans
+            end = 0
+            for a, b in sorted(spans):
+                total += max(0, b - max(a, end))
+                end = max(end, b)
+        return total
+
+    def __enter__(self) -> SavedBytes:
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
 
 
 def saved_bytes(module: nn.Module, *args, **kwargs) -> tuple[int, object]:
-    """(bytes saved for backward by `module(*args, **kwargs)`, its output).
-
-    Each storage counts once, whole (what autograd keeps alive); parameters and buffers of
-    `module` are not activations and are left out."""
-    state = {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()]}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in state:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    """(bytes saved for backward by `module(*args, **kwargs)`, its output), by `SavedBytes`;
+    the module's parameters and buffers are not activations and are left out."""
+    with SavedBytes(exclude=[*module.parameters(), *module.buffers()]) as saved:
         out = module(*args, **kwargs)
-    return sum(seen.values()), out
+    return saved.nbytes, out
 
 
 def block_terms(b: int, s: int, h: int, n_heads: int, head_dim: int, ffn: int,

@@ -13,6 +13,9 @@ maths is theirs, unchanged. What a rank adds is only
 Heads are independent until the output projection, so a rank computes its query heads with
 the KV heads they read; where the degree does not divide the heads, whole KV groups are split
 unevenly, and beyond the number of KV heads KV heads are replicated (`tplab.tp.plan.head_plan`).
+
+`residual_mlps` stacks x + SwiGLU(x) blocks, dense or tensor-parallel from the same weights:
+lesson 03 trains one step of it under TP and under DP to put their timelines side by side.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from tplab.layers import Attention, SwiGLU
 from tplab.tp.linear import ColumnParallelLinear, RowParallelLinear
 from tplab.tp.ops import copy_to_parallel
 from tplab.tp.plan import AttentionShard, MLPShard, attention_shards, mlp_shards
+
+__all__ = ["ParallelSwiGLU", "ParallelAttention", "Residual", "residual_mlps"]
 
 
 def _param(tensor: torch.Tensor | None) -> nn.Parameter | None:
@@ -109,3 +114,26 @@ class ParallelAttention(Attention):
         shard = attention_shards(attn.n_heads, attn.n_kv_heads, attn.head_dim, n)[rank]
         weights, biases = _cut(attn, shard.slices)
         return cls.from_shards(weights, shard, group, biases)
+
+
+class Residual(nn.Module):
+    """x + inner(x): the skip connection around a block, so a stack of them trains like a
+    transformer's MLP half (without the norm)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return x + self.inner(x)
+
+
+def residual_mlps(layers: int, hidden: int, ffn: int, parallel: bool, seed: int = 0,
+                  group=None) -> nn.Sequential:
+    """`layers` blocks x + SwiGLU(x), the same weights on every rank (from `seed`); with
+    parallel=True each is this rank's `ParallelSwiGLU` of them."""
+    torch.manual_seed(seed)
+    mlps = [SwiGLU(hidden, ffn) for _ in range(layers)]
+    if parallel:
+        mlps = [ParallelSwiGLU.from_dense(m, group) for m in mlps]
+    return nn.Sequential(*(Residual(m) for m in mlps))

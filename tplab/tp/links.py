@@ -1,10 +1,12 @@
-"""Why tensor parallelism stays inside a server: its per-layer all-reduces on each kind of link.
+"""Why tensor parallelism stays inside an NVLink domain (one server): its per-layer all-reduces
+on each kind of link.
 
 Per layer and training step a TP rank all-reduces its [b, s, h] activation 4 times (2 forward,
 2 backward; Narayanan et al. 2021, arXiv:2104.04473); a ring all-reduce of N bytes makes each
 rank send 2(t-1)/t·N, so at a link's per-direction bandwidth B that takes 2(t-1)/t·N/B. The
 layer's matrix products, 6 × parameters × tokens FLOPs for forward and backward (plus the
-attention scores, 12·b·s²·h), shrink as 1/t. `LINKS` holds the published per-GPU bandwidths;
+attention scores, 12·b·s²·h, counted without a causal mask as Narayanan et al. do; causal
+kernels skip about half), shrink as 1/t. `LINKS` holds the published per-GPU bandwidths;
 the numbers are peaks, so both times are lower bounds.
 """
 from __future__ import annotations
@@ -24,8 +26,8 @@ class Link:
 LINKS = [
     Link("NVLink 4 (inside a DGX H100)", 450e9,
          "NVIDIA H100 Tensor Core GPU datasheet: NVLink 900 GB/s, i.e. 450 GB/s each way"),
-    Link("PCIe 5.0 x16", 64e9,
-         "PCI-SIG PCIe 5.0: 32 GT/s per lane, 128b/130b coding, x16: ~63 GB/s each way"),
+    Link("PCIe 5.0 x16", 63e9,
+         "PCI-SIG PCIe 5.0: 32 GT/s per lane × 16 lanes × 128/130 coding / 8 = 63 GB/s each way"),
     Link("InfiniBand NDR (one 400 Gb/s NIC per GPU)", 50e9,
          "NVIDIA DGX H100 datasheet: 8 × ConnectX-7 400 Gb/s; 400 Gb/s = 50 GB/s"),
 ]

@@ -7,22 +7,16 @@ buckets) and keeps every collective's start and end, plus named marks (`mark("ba
 collectives a TP rank computes; inside one it computes nothing, since the all-reduces of f
 and g are blocking calls whose result the next operation reads.
 
-`residual_mlps` builds the small model both steps train: a stack of x + SwiGLU(x) blocks,
-dense or tensor-parallel (`ParallelSwiGLU`, every rank cutting its slices of the same dense
-weights).
+The model both steps train is `tplab.tp.blocks.residual_mlps`; `bucket_spans` reads
+`DataParallel`'s events (launch and complete per bucket) for the share and the picture.
 """
 from __future__ import annotations
 
 import time
 
-import torch
-from torch import nn
-
 from tplab.comm import hooks
-from tplab.layers import SwiGLU
-from tplab.tp.blocks import ParallelSwiGLU
 
-__all__ = ["StepClock", "Residual", "residual_mlps", "blocked_share", "in_flight_share"]
+__all__ = ["StepClock", "blocked_share", "sent_bytes", "bucket_spans", "in_flight_share"]
 
 
 class StepClock:
@@ -57,37 +51,29 @@ class StepClock:
                 "marks": {k: ms(v) for k, v in self.marks.items()}}
 
 
-class Residual(nn.Module):
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x):
-        return x + self.inner(x)
-
-
-def residual_mlps(layers: int, hidden: int, ffn: int, parallel: bool, seed: int = 0,
-                  group=None) -> nn.Sequential:
-    """`layers` blocks x + SwiGLU(x), the same weights on every rank (from `seed`); with
-    parallel=True each is this rank's `ParallelSwiGLU` of them."""
-    torch.manual_seed(seed)
-    mlps = [SwiGLU(hidden, ffn) for _ in range(layers)]
-    if parallel:
-        mlps = [ParallelSwiGLU.from_dense(m, group) for m in mlps]
-    return nn.Sequential(*(Residual(m) for m in mlps))
-
-
 def blocked_share(summary: dict, op: str = "all_reduce") -> float:
     """The share of the step (start to the "end" mark) this rank spent inside blocking `op`s."""
     inside = sum(b - a for o, _, a, b in summary["calls"] if o == op)
     return inside / summary["marks"]["end"]
 
 
+def sent_bytes(summary: dict, op: str = "all_reduce") -> int:
+    """The payload bytes of every `op` in a `StepClock.summary()` (what the rank handed over)."""
+    return sum(n for o, n, _, _ in summary["calls"] if o == op)
+
+
+def bucket_spans(events: list) -> dict[int, tuple[float, float]]:
+    """{bucket: (launch, complete)} from `DataParallel`'s events (what, bucket, time); buckets
+    never seen complete are left out."""
+    launch = {b: t for k, b, t in events if k == "launch"}
+    complete = {b: t for k, b, t in events if k == "complete"}
+    return {b: (launch[b], complete[b]) for b in sorted(launch) if b in complete}
+
+
 def in_flight_share(events: list, until: float) -> float:
     """Of the time `DataParallel`'s buckets spent in flight (launch to complete, `events` in ms),
     the share before `until` (the end of backward): communication that overlapped compute."""
-    launch = {b: t for k, b, t in events if k == "launch"}
-    complete = {b: t for k, b, t in events if k == "complete"}
-    total = sum(complete[b] - launch[b] for b in launch)
-    hidden = sum(max(0.0, min(complete[b], until) - launch[b]) for b in launch)
+    spans = bucket_spans(events).values()
+    total = sum(b - a for a, b in spans)
+    hidden = sum(max(0.0, min(b, until) - a) for a, b in spans)
     return hidden / total if total else 0.0

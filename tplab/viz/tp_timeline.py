@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from tplab.tp.timeline import bucket_spans
 from tplab.viz.ranks import rank_color
 
 __all__ = ["draw_tp_vs_dp", "draw_link_times"]
@@ -17,20 +18,21 @@ FORWARD, COMM, DP_COMM = "#bbbbbb", "C3", "C2"
 
 
 def _compute_bars(ax, y, spans, rank, backward_at):
+    """Compute between collectives, cut at the backward mark: the gap from the last forward g
+    to the first backward f holds the loss and the last block's backward, so it straddles it."""
     for a, b in spans:
-        if b <= a:
-            continue
-        in_backward = a >= backward_at
-        ax.barh(y, b - a, left=a, height=0.6, color=rank_color(rank) if in_backward else FORWARD)
+        for lo, hi, color in ((a, min(b, backward_at), FORWARD),
+                              (max(a, backward_at), b, rank_color(rank))):
+            if hi > lo:
+                ax.barh(y, hi - lo, left=lo, height=0.6, color=color)
 
 
 def draw_tp_vs_dp(tp: dict, dp: dict, dp_events: list, rank: int = 0):
     """Top: a TP step (`StepClock.summary()` of rank `rank`): compute between the all-reduces,
     each all-reduce in red; bottom: a DP step with its `DataParallel` events (ms from the same
     clock): forward, backward, finish_gradient_sync, and each bucket from launch to complete."""
-    launch = {b: t for k, b, t in dp_events if k == "launch"}
-    complete = {b: t for k, b, t in dp_events if k == "complete"}
-    buckets = sorted(launch)
+    spans = bucket_spans(dp_events)
+    buckets = list(spans)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 2.2 + 0.22 * len(buckets) + 1.6),
                                       sharex=True, height_ratios=[1.6, 1.2 + 0.3 * len(buckets)])
     # TP: the compute is what lies between the collectives
@@ -53,8 +55,8 @@ def draw_tp_vs_dp(tp: dict, dp: dict, dp_events: list, rank: int = 0):
                 color=rank_color(rank), label="backward")
     bottom.barh(-1, m["end"] - m["sync"], left=m["sync"], height=0.6, color="white",
                 hatch="///", edgecolor="black", label="finish_gradient_sync (waiting)")
-    for b in buckets:
-        bottom.barh(b, complete[b] - launch[b], left=launch[b], height=0.6, color=DP_COMM,
+    for b, (launch, complete) in spans.items():
+        bottom.barh(b, complete - launch, left=launch, height=0.6, color=DP_COMM,
                     label="bucket all-reduce, launch → complete" if b == buckets[0] else None)
     bottom.set_yticks([-1] + buckets, ["compute"] + [f"bucket {b}" for b in buckets])
     bottom.invert_yaxis()
