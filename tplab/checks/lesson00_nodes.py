@@ -54,7 +54,15 @@ def placements(placement, nnodes: int, nproc: int) -> list:
     out = []
     for rank in range(nnodes * nproc):
         with simulated(rank, nnodes, nproc):
-            out.append(placement())
+            try:
+                out.append(placement())
+            except ZeroDivisionError as exc:
+                raise AssertionError(
+                    f"placement() raised ZeroDivisionError ({exc}) as rank {rank} of "
+                    f"{nnodes} x {nproc}. The check simulates torchrun's nodes on this machine, "
+                    f"which may have no GPU at all (then torch.cuda.device_count() is 0); and "
+                    f"the GPU a process opens must not depend on counting the devices it sees: "
+                    f"it is LOCAL_RANK, which torchrun sets") from None
     return out
 
 

@@ -13,18 +13,24 @@ Patarasuk & Yuan 2009), here with a bandwidth B in bytes/s instead of β = 1/B:
 `check_scale` compares the learner's functions with these at held-out synthetic points chosen so
 that each term shows by itself (n = 1, one node, one GPU per node, α alone, bandwidth alone,
 unequal links), then the learner's constants and the stated case. The points are not printed in
-the exercise, so a number typed in, or a slip in one term, cannot pass.
+the exercise, so a number typed in, or a slip in one term, cannot pass. The learner's functions run
+with this module's references switched off (`tplab.checks.forbid`): calling them is not an
+answer. Reusing exercise 01.2's `tplab.comm.cost` formulas (with β = 1/B) is, and stays allowed.
+The stated case's figures come from `tplab.hardware`, the course's one table of published
+hardware numbers.
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["flat_ring", "hierarchical", "check_scale", "stated_times", "stated_parts",
-           "STATED"]
+from tplab import hardware
+from tplab.checks.forbid import forbidden
 
-# the stated case: 7e9 parameters' bf16 gradients; H100 NVLink 4, 450 GB/s per direction per GPU;
-# InfiniBand NDR, 400 Gb/s per GPU; alpha as the exercise declares it
-STATED = {"nbytes": 14e9, "nvlink": 450e9, "ib": 400e9 / 8, "nodes": 64, "gpus_per_node": 8}
+__all__ = ["flat_ring", "hierarchical", "check_scale", "stated_times", "stated_parts"]
+
+# the stated case: 7e9 parameters' bf16 gradients (2 bytes each); 64 nodes of 8 H100s, NVLink 4
+# inside a node, one InfiniBand NDR adapter per GPU between nodes (tplab.hardware: sources)
+_NBYTES, _NODES, _GPUS_PER_NODE = 7e9 * 2, 64, 8
 
 
 def flat_ring(nbytes: float, n: int, alpha: float, bandwidth: float) -> float:
@@ -46,23 +52,34 @@ def hierarchical(nbytes: float, nodes: int, gpus_per_node: int, intra, inter) ->
             + flat_ring(nbytes / g, nodes, *inter))
 
 
+FORBIDDEN = ("your function called tplab.checks.lesson01_scale's reference ({ref}), the "
+             "check's own answer: write the formula yourself (exercise 01.2's tplab.comm.cost "
+             "functions, with beta = 1/bandwidth, are fine to reuse)")
+
+
+def _answers() -> dict:
+    refs = {flat_ring: "flat_ring", hierarchical: "hierarchical", _half: "_half"}
+    return {fn: FORBIDDEN.format(ref=ref) for fn, ref in refs.items()}
+
+
 def _close(got, want) -> bool:
     return (isinstance(got, (int, float)) and not isinstance(got, bool)
             and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-15))
 
 
+NV, IB = hardware.NVLINK4_BYTES_PER_S, hardware.IB_NDR_BYTES_PER_S
 # held-out points: (nbytes, n, alpha, bandwidth) and what each isolates
-FLAT = [((14e9, 1, 5e-6, 50e9), "n = 1: no communication at all, 0 s"),
+FLAT = [((_NBYTES, 1, 5e-6, IB), "n = 1: no communication at all, 0 s"),
         ((0, 2, 1.0, 1.0), "alpha = 1 s, no bytes: the latency term alone, 2(n-1)·alpha"),
-        ((0, 512, 3e-6, 50e9), "no bytes: the latency term alone, 2(n-1)·alpha"),
+        ((0, 512, 3e-6, IB), "no bytes: the latency term alone, 2(n-1)·alpha"),
         ((1000, 2, 0.0, 1.0), "alpha = 0: the bandwidth term alone, 2(n-1)/n·N/B"),
         ((3e9, 3, 0.0, 25e9), "alpha = 0: the bandwidth term alone, 2(n-1)/n·N/B"),
-        ((14e9, 8, 2e-6, 450e9), "both terms"),
+        ((_NBYTES, 8, 2e-6, NV), "both terms"),
         ((7e8, 5, 1e-3, 1e9), "both terms")]
 # (nbytes, nodes, gpus_per_node, intra, inter) and what each isolates
-HIER = [((14e9, 1, 8, (5e-6, 450e9), (5e-6, 50e9)),
+HIER = [((_NBYTES, 1, 8, (5e-6, NV), (5e-6, IB)),
          "one node: the all-reduce inside it alone (no inter-node stage)"),
-        ((14e9, 64, 1, (5e-6, 450e9), (5e-6, 50e9)),
+        ((_NBYTES, 64, 1, (5e-6, NV), (5e-6, IB)),
          "one GPU per node: the inter-node all-reduce of the whole tensor alone"),
         ((0, 4, 8, (1.0, 1.0), (0.0, 1.0)),
          "no bytes, intra alpha = 1: 2(g-1)·alpha_intra (reduce-scatter + all-gather)"),
@@ -74,7 +91,7 @@ HIER = [((14e9, 1, 8, (5e-6, 450e9), (5e-6, 50e9)),
          "alpha = 0, infinite NVLink bandwidth: the inter-node stage's bytes alone (each GPU "
          "all-reduces its 1/g)"),
         ((6e9, 3, 4, (0.0, 300e9), (0.0, 20e9)), "alpha = 0, unequal links"),
-        ((14e9, 64, 8, (2e-6, 450e9), (7e-6, 50e9)), "both terms, unequal alphas")]
+        ((_NBYTES, 64, 8, (2e-6, NV), (7e-6, IB)), "both terms, unequal alphas")]
 
 ADVICE_FLAT = ("a ring all-reduce over n ranks takes 2(n-1) steps, each an alpha and a chunk of "
                "N/n bytes at the slowest link's bandwidth B: 2(n-1)·alpha + 2(n-1)/n·N/B")
@@ -85,40 +102,49 @@ ADVICE_HIER = ("reduce-scatter of the whole N over the g GPUs of a node ((g-1)·
 
 
 def check_scale(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib,
-                alpha_nvlink, alpha_ib) -> dict:
+                alpha_nvlink, alpha_ib, namespace: dict) -> dict:
     """The learner's two functions at the held-out points, their constants, then the stated
-    case; raises AssertionError naming the first thing wrong. Returns the stated case's times
-    {"one node": s, "flat ring": s, "hierarchical": s} from the learner's functions."""
-    for args, what in FLAT:
-        got, want = flat_ring_seconds(*args), flat_ring(*args)
+    case; raises AssertionError naming the first thing wrong. The functions run with this
+    module's references forbidden under every name in `namespace` (the notebook's globals) and
+    in tplab's modules. Returns the stated case's times {"one node": s, "flat ring": s,
+    "hierarchical": s} from the learner's functions."""
+    with forbidden(namespace, _answers()):       # the learner's values first, references after
+        flat = [flat_ring_seconds(*args) for args, _ in FLAT]
+        hier = [hierarchical_seconds(*args) for args, _ in HIER]
+        times = stated_times(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib,
+                             alpha_nvlink, alpha_ib)
+    for (args, what), got in zip(FLAT, flat):
+        want = flat_ring(*args)
         assert _close(got, want), (
             f"flat_ring_seconds(nbytes={args[0]:g}, n={args[1]}, alpha={args[2]:g}, "
             f"bandwidth={args[3]:g}) is {got!r}, expected {want!r} ({what}); {ADVICE_FLAT}")
-    for args, what in HIER:
-        got, want = hierarchical_seconds(*args), hierarchical(*args)
+    for (args, what), got in zip(HIER, hier):
+        want = hierarchical(*args)
         assert _close(got, want), (
             f"hierarchical_seconds(nbytes={args[0]:g}, nodes={args[1]}, gpus_per_node="
             f"{args[2]}, intra={args[3]}, inter={args[4]}) is {got!r}, expected {want!r} "
             f"({what}); {ADVICE_HIER}")
-    assert _close(grad_bytes, STATED["nbytes"]), (
-        f"GRAD_BYTES is {grad_bytes!r}, expected {STATED['nbytes']:g}: 7e9 gradients in bf16, "
+    assert _close(grad_bytes, _NBYTES), (
+        f"GRAD_BYTES is {grad_bytes!r}, expected {_NBYTES:g}: 7e9 gradients in bf16, "
         f"2 bytes each" + (" (bf16 is 16 bits, 2 bytes, not 4)" if grad_bytes == 28e9 else ""))
-    assert _close(nvlink, STATED["nvlink"]), (
-        f"NVLINK_BW is {nvlink!r}, expected {STATED['nvlink']:g} bytes/s: H100 NVLink 4, 450 GB/s "
-        f"per direction per GPU")
-    bits = " (400 Gb/s is gigaBITS per second: divide by 8 for bytes)" if ib == 400e9 else ""
-    assert _close(ib, STATED["ib"]), (
-        f"IB_BW is {ib!r}{bits}, expected {STATED['ib']:g} bytes/s: InfiniBand NDR, 400 Gb/s per "
-        f"GPU")
-    return stated_times(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib,
-                        alpha_nvlink, alpha_ib)
+    both = (" (900 GB/s counts both directions together; a ring sends one way on each link)"
+            if nvlink == hardware.NVLINK4_BIDIRECTIONAL_BYTES_PER_S else "")
+    assert _close(nvlink, hardware.NVLINK4_BYTES_PER_S), (
+        f"NVLINK_BW is {nvlink!r}{both}, expected {hardware.NVLINK4_BYTES_PER_S:g} bytes/s: H100 "
+        f"NVLink 4, 450 GB/s per direction per GPU")
+    bits = (" (400 Gb/s is gigaBITS per second: divide by 8 for bytes)"
+            if ib == hardware.IB_NDR_BITS_PER_S else "")
+    assert _close(ib, hardware.IB_NDR_BYTES_PER_S), (
+        f"IB_BW is {ib!r}{bits}, expected {hardware.IB_NDR_BYTES_PER_S:g} bytes/s: InfiniBand "
+        f"NDR, 400 Gb/s per GPU")
+    return times
 
 
 def stated_times(flat_ring_seconds, hierarchical_seconds, grad_bytes, nvlink, ib, alpha_nvlink,
                  alpha_ib) -> dict:
     """The three cases of the exercise, in seconds, from the given functions:
     {"one node": s, "flat ring": s, "hierarchical": s}."""
-    n, g = STATED["nodes"], STATED["gpus_per_node"]
+    n, g = _NODES, _GPUS_PER_NODE
     return {"one node": flat_ring_seconds(grad_bytes, g, alpha_nvlink, nvlink),
             "flat ring": flat_ring_seconds(grad_bytes, n * g, alpha_ib, ib),
             "hierarchical": hierarchical_seconds(grad_bytes, n, g, (alpha_nvlink, nvlink),
