@@ -149,52 +149,70 @@ def draw_serving_latency(loads: list[float], latency_s: dict[str, list[float]], 
                          capacities: dict[str, float]):
     """DP for serving: mean latency of a request against the offered load (requests/s), one curve
     per set-up ({"1 replica": [...], ...}, seconds), from a queue model priced with one measured
-    service time; a dashed line at each set-up's capacity (requests/s)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3))
+    service time; a dashed line at each set-up's capacity (requests/s).
+
+    A set-up's points at or past its capacity are left out: there its queue grows with the length
+    of the run, so a finite simulation's mean latency is an artefact of where the run stopped.
+    For a set-up of one replica (capacity 1/service_s) the M/D/1 queue's mean latency,
+    s(1 + ρ/(2(1 − ρ))) at ρ = load·s (the Pollaczek–Khinchine formula), is drawn beside it."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, (name, values) in enumerate(latency_s.items()):
-        ax.plot(loads, [v * 1e3 for v in values], "o-", ms=3, color=f"C{i}", label=name)
-        ax.axvline(capacities[name], color=f"C{i}", ls="--", lw=1)
+        below = [(load, v) for load, v in zip(loads, values) if load < capacities[name]]
+        ax.plot([load for load, _ in below], [v * 1e3 for _, v in below], "o-", ms=3,
+                color=f"C{i}", label=f"{name} (simulated)")
+        ax.axvline(capacities[name], color=f"C{i}", ls="--", lw=1, label=f"{name}: capacity")
+        if abs(capacities[name] * service_s - 1) < 1e-9:
+            rho = [load * service_s for load, _ in below]
+            ax.plot([r / service_s for r in rho],
+                    [service_s * (1 + r / (2 * (1 - r))) * 1e3 for r in rho], color=f"C{i}",
+                    lw=0.8, ls="-.", label=f"{name}, M/D/1 formula")
+            ax.text(capacities[name], 0.6, " past capacity\n the queue grows\n without end",
+                    fontsize=7, color=f"C{i}", transform=ax.get_xaxis_transform())
     ax.axhline(service_s * 1e3, color="black", lw=0.8, ls=":",
                label="one request alone (the same on both)")
     ax.set_yscale("log")
     ax.set(xlabel="offered load (requests per second)", ylabel="mean latency (ms)",
            title="replicas behind a router (queue model, measured service time)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    fig.tight_layout()
     return fig
 
 
 def draw_syncs_per_step(ks: list[int], with_no_sync: list[int],
-                        without: list[int] | None = None, title: str | None = None):
+                        without: list[int] | None = None, title: str | None = None,
+                        ranks: int | None = None):
     """Gradient accumulation: gradient all-reduces (DDP's bucket syncs) per optimizer step against
-    the number k of micro-batches, with `no_sync` for the first k-1 and, if given, without."""
+    the number k of micro-batches, with `no_sync` for the first k-1 and, if given, without. The
+    default title names the number of ranks if `ranks` is given."""
     fig, ax = plt.subplots(figsize=(6.5, 3))
     if without is not None:
         ax.plot(ks, without, "o-", color="C3", label="without no_sync: one per micro-batch")
     ax.plot(ks, with_no_sync, "s-", color="C2", label="no_sync for the first k − 1: one per step")
     ax.set(xlabel="micro-batches per optimizer step (k)", ylabel="all-reduces per step",
            xticks=list(ks), ylim=(0, max(list(with_no_sync) + list(without or [])) + 1),
-           title=title or "gradient accumulation on 2 ranks")
+           title=title or "gradient accumulation" + (f" on {ranks} ranks" if ranks else ""))
     ax.legend(fontsize=8)
     return fig
 
 
 def draw_overlap_threshold(tokens: list[float], backward_s: list[float], all_reduce_s: float,
                            crossing: float, measured: list[tuple[float, float]] | None = None,
-                           measured_all_reduce: float | None = None):
-    """When backward can hide the all-reduce: the model's backward time (grows with the tokens per
-    rank) and all-reduce time (does not), crossing at `crossing` tokens; measured backward times
-    [(tokens, seconds)] and a measured all-reduce, if given, as points."""
+                           predicted_all_reduce: float | None = None):
+    """When backward can hide the all-reduce: the model's backward time 4PT/F (grows with the
+    tokens per rank) against the measured all-reduce of the gradients (does not), crossing at
+    `crossing` tokens; measured backward times [(tokens, seconds)] as points and the α–β fit's
+    prediction for the same all-reduce as a dotted line, if given (how far the fit misses)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     ax.plot(tokens, [t * 1e3 for t in backward_s], color="C0", label="backward, model 4PT/F")
-    ax.axhline(all_reduce_s * 1e3, color="C3", label="all-reduce of the gradients, α–β model")
+    ax.axhline(all_reduce_s * 1e3, color="C3", label="all-reduce of the gradients, measured")
+    if predicted_all_reduce is not None:
+        ax.axhline(predicted_all_reduce * 1e3, color="C3", ls=":",
+                   label="the same all-reduce, α–β fit's prediction")
     ax.axvline(crossing, color="black", ls="--", lw=1,
                label=f"crossing: {crossing:.0f} tokens per rank")
     if measured:
         ax.plot([t for t, _ in measured], [s * 1e3 for _, s in measured], "o", color="C0",
                 label="backward, measured")
-    if measured_all_reduce is not None:
-        ax.plot([crossing], [measured_all_reduce * 1e3], "x", color="C3", ms=8,
-                label="all-reduce, measured")
     ax.set(xscale="log", yscale="log", xlabel="tokens (rows) per rank per step",
            ylabel="ms", title="overlap can hide the all-reduce right of the crossing")
     ax.legend(fontsize=8)
