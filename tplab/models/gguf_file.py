@@ -3,7 +3,10 @@
 Why slices: a tensor-parallel rank needs only its rows or columns of each matrix. GGUF
 quantises each row in blocks of 32 values (Q4_1: 20 bytes per block, Q8_0: 34), so the
 rows of a slice are whole rows of the file and its columns whole blocks (plus at most
-one partial block at each end): a rank dequantises its own share and nothing else.
+one partial block at each end): a rank dequantises its own share and nothing else — when
+the user's cache of dequantized weights is off; with it on (the default,
+`tplab.models.weight_cache`) a matrix is dequantized whole once, and every load after that,
+by any process, copies its slice out of the cached float32 file.
 
 One more thing GGUF does: llama.cpp stores the query and key weights with each head's
 rows interleaved ((0, d/2), (1, d/2+1), …) for its rotary layout. `tensor()` undoes that,
@@ -36,6 +39,7 @@ from gguf import GGUFValueType as VType
 
 from tplab.models.llama import Config
 from tplab.models.locate import ModelFileError, find_gguf
+from tplab.models.weight_cache import WeightCache
 
 # module name (in a Block, or in Llama for the last two) -> the file's name, blk.{layer}.NAME.weight
 GGUF_NAMES = {"attn.q": "attn_q", "attn.k": "attn_k", "attn.v": "attn_v", "attn.o": "attn_output",
@@ -58,6 +62,7 @@ class GGUFModelFile:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else find_gguf()
         self._reader = None
+        self._cache: WeightCache | None | bool = False  # not looked up yet
         try:
             header = _Header(self.path)  # memory-mapped: only the header is read
         except Exception as exc:
@@ -115,6 +120,20 @@ class GGUFModelFile:
                       bos_id=int(self.field("tokenizer.ggml.bos_token_id")),
                       eos_id=int(self.field("tokenizer.ggml.eos_token_id")))
 
+    def _dequantized(self, name: str, data, kind, shape) -> np.ndarray | None:
+        """The whole of matrix `name` in float32 from the user's cache (written on first use),
+        or None when the cache is off or cannot be written (`tplab.models.weight_cache`)."""
+        if self._cache is False:
+            self._cache = WeightCache.for_file(self.path)
+        if self._cache is None:
+            return None
+        whole = self._cache.get(name, shape)
+        if whole is None:
+            whole = gguf.quants.dequantize(data, kind)
+            if not self._cache.put(name, whole):
+                self._cache = None
+        return whole
+
     def nbytes(self, name: str) -> int:
         return int(self.tensors[name].n_bytes)
 
@@ -131,6 +150,8 @@ class GGUFModelFile:
         c0, c1 = cols or (0, n_cols)
         if t.tensor_type in (QType.F32, QType.F16):
             values = np.array(data[r0:r1, c0:c1], dtype=np.float32)  # a copy: the map is read-only
+        elif (whole := self._dequantized(name, data, t.tensor_type, (n_rows, n_cols))) is not None:
+            values = np.array(whole[r0:r1, c0:c1])  # from the cache: a copy of the slice
         else:
             block, block_bytes = gguf.GGML_QUANT_SIZES[t.tensor_type]
             b0, b1 = c0 // block, math.ceil(c1 / block)

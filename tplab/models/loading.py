@@ -92,8 +92,9 @@ def load_llama(path=None, layers: range | None = None) -> Llama:
     first, last = layers.start == 0, layers.stop == c.n_layers
     weight = _p(_read(f, "embed", None, plan.model["embed"])) if first or last else None
     if first:
-        with torch.device("meta"):
-            model.embed = nn.Embedding(c.vocab_size, c.hidden)
+        # built around the file's weight: an nn.Embedding made empty would initialise itself
+        # (normal_), and on the meta device that imports torch._dynamo, seconds, to do nothing
+        model.embed = nn.Embedding(c.vocab_size, c.hidden, _weight=weight, _freeze=True)
         model.embed.weight = weight  # the very parameter the head shares
     if last:
         model.head = TiedHead(weight)
