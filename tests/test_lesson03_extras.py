@@ -208,3 +208,21 @@ def test_row_first_checks_pass_the_answer_and_name_phi_first():
     out = tplab.launch(run_row_first, 2, _phi_first)[0]
     with pytest.raises(AssertionError, match="φ applied"):
         check_row_first_numbers(2, 0, out)
+
+
+def _wrong_columns(cols):
+    """An exercise 03.3 result on rank 0 of 2 (hidden 10: blocks 0..4, 5..9) with `cols` off."""
+    ref = torch.randn(6, 10)
+    y = ref.clone()
+    y[:, cols] += 1.0
+    return {"y": y, "ref": ref, "lo": 0, "hi": 5, "phi_first": ref + 5.0}
+
+
+@pytest.mark.parametrize("cols, says, not_says", [
+    (list(range(10)), "every output column differs", "off-by-one"),
+    ([4, 5], "off-by-one where blocks meet", "every output column"),
+    ([2], "output column 2", "off-by-one")])
+def test_row_first_message_suggests_off_by_one_only_at_block_edges(cols, says, not_says):
+    with pytest.raises(AssertionError) as err:
+        check_row_first_numbers(2, 0, _wrong_columns(cols))
+    assert says in str(err.value) and not_says not in str(err.value)

@@ -5,8 +5,11 @@ it must cost.
 `run_row_first` runs on every launched rank with the learner's `row_first_mlp`: it builds the
 dense X, A, B from a fixed seed, hands the rank its slices (X's and A's by input features, B's by
 output columns, `shard_range` of the hidden size: uneven on 3 ranks), traces what the learner
-communicates, and runs column-then-row beside it for the comparison. The `check_*` functions
-raise an AssertionError that says what is wrong and what to do.
+communicates, and runs column-then-row beside it for the comparison. `run_row_first_cases` does
+it for both of `CASES`' shapes in one launch, and `check_row_first` applies every check: the
+exercise's one check cell (3 points) runs them on 1, 2 and 3 ranks, so an answer that works only
+for one shape or one world size earns nothing. The `check_*` functions raise an AssertionError
+that says what is wrong and what to do.
 """
 from __future__ import annotations
 
@@ -84,16 +87,40 @@ def check_row_first_numbers(t, rank, out):
             f"{where}: your output is Σ_r φ(X_r A_r)·B, φ applied to each rank's partial product "
             f"before the sum; φ is not linear, so φ(XA) ≠ Σ_r φ(X_r A_r). All-reduce X_r A_r "
             f"first, then apply φ to the whole XA")
-    cols = (y - ref).abs().amax(dim=0)
-    j = int((cols > 1e-5 * float(ref.abs().max())).nonzero()[0])
+    bad = (y - ref).abs().amax(dim=0) > 1e-5 * float(ref.abs().max())
+    if bool(bad.all()):
+        raise AssertionError(
+            f"{where}: every output column differs from the dense MLP's (column 0 should be "
+            f"{ref[:, 0].tolist()[:3]}…, came {y[:, 0].tolist()[:3]}…), so it is not where the "
+            f"blocks meet: check φ (F.gelu, the exact one, on the whole XA) and the all-reduce "
+            f"(a sum of the partial products X_r A_r, not their mean)")
+    j = int(bad.nonzero()[0])
     owner = next(r for r in range(t) if shard_range(h, t, r)[0] <= j < shard_range(h, t, r)[1])
     lo, hi = shard_range(h, t, owner)
-    edge = " (the first or last column of its block: an off-by-one where blocks meet?)" if j in (
-        lo, hi - 1) else ""
+    inner = bad[lo + 1:hi - 1]
+    edge = (" (only the edge columns of its block are wrong: an off-by-one where blocks meet?)"
+            if hi - lo > 2 and not bool(inner.any()) else "")
     raise AssertionError(
         f"{where}: output column {j}, computed by rank {owner} (columns {lo}..{hi - 1}){edge}, "
         f"should be {ref[:, j].tolist()[:3]}…, came {y[:, j].tolist()[:3]}…. Each rank computes "
         f"φ(XA)·B_r for its own columns; put rank r's block at columns shard_range(hidden, t, r)")
+
+
+CASES = [dict(m=6, hidden=10, ffn=24, seed=0),  # hidden 10: 5+5 on 2 ranks, 4+3+3 on 3
+         dict(m=5, hidden=7, ffn=20, seed=1)]   # hidden 7: 4+3 on 2 ranks, 3+2+2 on 3
+
+
+def run_row_first_cases(row_first_mlp, cases=CASES):
+    # on every rank: `run_row_first` for each shape, in one launch
+    return [run_row_first(row_first_mlp, **case) for case in cases]
+
+
+def check_row_first(t, rank, out):
+    """All of exercise 03.3 for one rank and shape: the numbers, then (t > 1) the traffic."""
+    check_row_first_numbers(t, rank, out)   # right traffic with wrong numbers earns nothing
+    check_row_first_ops(t, rank, out)
+    if t > 1:
+        check_row_first_traffic(t, rank, out)
 
 
 def check_row_first_ops(t, rank, out):

@@ -6,12 +6,14 @@ Per layer and training step a TP rank all-reduces its [b, s, h] activation 4 tim
 rank send 2(t-1)/t·N, so at a link's per-direction bandwidth B that takes 2(t-1)/t·N/B. The
 layer's matrix products, 6 × parameters × tokens FLOPs for forward and backward (plus the
 attention scores, 12·b·s²·h, counted without a causal mask as Narayanan et al. do; causal
-kernels skip about half), shrink as 1/t. `LINKS` holds the published per-GPU bandwidths;
-the numbers are peaks, so both times are lower bounds.
+kernels skip about half), shrink as 1/t. `LINKS` holds the published per-GPU bandwidths (from
+`tplab.hardware`, where their sources are); the numbers are peaks, so both times are lower bounds.
 """
 from __future__ import annotations
 
 import dataclasses
+
+from tplab import hardware
 
 __all__ = ["Link", "LINKS", "H100_BF16_FLOPS", "Shape", "LLAMA2_70B", "layer_times"]
 
@@ -23,15 +25,15 @@ class Link:
     source: str
 
 
-LINKS = [
-    Link("NVLink 4 (inside a DGX H100)", 450e9,
+LINKS = [  # the figures and their sources: tplab.hardware
+    Link("NVLink 4 (inside a DGX H100)", hardware.NVLINK4_BYTES_PER_S,
          "NVIDIA H100 Tensor Core GPU datasheet: NVLink 900 GB/s, i.e. 450 GB/s each way"),
-    Link("PCIe 5.0 x16", 63e9,
+    Link("PCIe 5.0 x16", hardware.PCIE5_X16_BYTES_PER_S,
          "PCI-SIG PCIe 5.0: 32 GT/s per lane × 16 lanes × 128/130 coding / 8 = 63 GB/s each way"),
-    Link("InfiniBand NDR (one 400 Gb/s NIC per GPU)", 50e9,
+    Link("InfiniBand NDR (one 400 Gb/s NIC per GPU)", hardware.IB_NDR_BYTES_PER_S,
          "NVIDIA DGX H100 datasheet: 8 × ConnectX-7 400 Gb/s; 400 Gb/s = 50 GB/s"),
 ]
-H100_BF16_FLOPS = 989e12  # dense bf16 peak, H100 SXM (NVIDIA H100 datasheet)
+H100_BF16_FLOPS = hardware.H100_BF16_FLOPS  # dense bf16 peak, H100 SXM (NVIDIA H100 datasheet)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,12 +6,14 @@ state stop being replicas. Dropout in the *split* region (a rank's own FFN featu
 acts on a shard: each rank must draw a **different** mask, or shard r's mask repeats shard 0's,
 which dense dropout over the whole tensor would never do.
 
-Megatron-LM keeps two generators (`megatron/core/tensor_parallel/random.py`):
+Megatron-LM keeps two generators that matter for TP (`megatron/core/tensor_parallel/random.py`):
 `model_parallel_cuda_manual_seed(seed)` seeds the default generator with `seed` on every
 tensor-parallel rank, and registers a "model-parallel-rng" state seeded with
 seed + 2718 + tp_rank in an RNG states tracker; code in the split region runs inside
 `get_cuda_rng_tracker().fork()`, which swaps that state in and back out (and keeps its
-progress). `RNGStatesTracker` is the same on the CPU generator.
+progress). `RNGStatesTracker` is the same on the CPU generator. (Megatron also registers a
+data-parallel state and an expert-parallel one, seed + 1024 + 100·ep_rank + etp_rank, and the
+seed it is handed already includes 100·pp_rank; neither matters inside one TP group.)
 """
 from __future__ import annotations
 
