@@ -1,0 +1,189 @@
+"""tplab.serve.ray_pool: the replica pool on Ray actors.
+
+One local Ray (2 CPUs) serves every test here (starting Ray costs seconds); each `serve_ray`
+call still creates and kills its own actors. Failures are forced, not hoped for: a replica
+SIGKILLs itself mid-request, one never returns, one raises. The last test checks that Ray and
+every process it started are gone after `local_ray`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+
+import cloudpickle
+import psutil
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from tplab.serve.engines import ModelEngine, SleepEngine  # noqa: E402
+from tplab.serve.pool import ServeError  # noqa: E402
+from tplab.serve.ray_pool import local_ray, serve_ray  # noqa: E402
+from tplab.serve.workload import Request, make_workload, reference_outputs  # noqa: E402
+
+_SESSION: dict = {}
+# Ray's worker processes cannot import this test module: its engines travel by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _requests(lengths) -> list[Request]:
+    return [Request(i, f"request {i}", (1, 2, 3), n) for i, n in enumerate(lengths)]
+
+
+def _expected(requests) -> dict[int, list[int]]:
+    return {r.id: SleepEngine(0).run(r) for r in requests}
+
+
+class DieOnce(SleepEngine):
+    """SIGKILLs its own process the first time it is given request `victim` (a marker file
+    makes the retry, in another process, survive)."""
+
+    def __init__(self, victim: int, marker: str):
+        super().__init__(0.01)
+        self.victim, self.marker = victim, marker
+
+    def run(self, request):
+        if request.id == self.victim and not os.path.exists(self.marker):
+            with open(self.marker, "w") as f:
+                f.write(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run(request)
+
+
+class AlwaysDie(SleepEngine):
+    def run(self, request):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class StuckOn(SleepEngine):
+    """Never returns from request `victim`; writes its pid where the test can find it."""
+
+    def __init__(self, victim: int, pid_file: str):
+        super().__init__(0.01)
+        self.victim, self.pid_file = victim, pid_file
+
+    def run(self, request):
+        if request.id == self.victim:
+            with open(self.pid_file, "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(600)
+        return super().run(request)
+
+
+class RaiseOn(SleepEngine):
+    def run(self, request):
+        if request.id == 2:
+            raise ValueError("bad request 2 (raised on purpose)")
+        return super().run(request)
+
+
+@pytest.fixture(scope="module")
+def ray2():
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with contextlib.ExitStack() as stack:  # the last test closes it early, to check the end
+        info = stack.enter_context(local_ray(2))
+        _SESSION.update(info=info, stack=stack,
+                        started={p.pid for p in psutil.Process().children(recursive=True)}
+                        - before)
+        yield info
+
+
+def test_real_model_outputs_equal_the_one_at_a_time_reference(ray2):
+    requests = make_workload(4, seed=3, cap=6)
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each replica runs: the same sums, the same greedy tokens
+    try:
+        reference = reference_outputs(requests)
+    finally:
+        torch.set_num_threads(threads)
+    report = serve_ray(requests, ModelEngine(threads=1), workers=2, timeout=120)
+    assert report.outputs == reference, "Ray replicas' greedy tokens differ from the reference"
+    assert {r.worker for r in report.records} == {0, 1}, "both replicas should serve"
+    assert all(r.attempts == 1 for r in report.records)
+    assert all(0 <= r.submitted <= r.started <= r.finished for r in report.records)
+
+
+def test_static_sjf_with_arrivals_runs_what_serve_runs(ray2):
+    """round-robin shares, each served shortest first among arrived requests: the same worker
+    and the same order per worker as tplab.serve's process pool."""
+    from tplab.serve.pool import serve
+
+    requests = _requests([5, 1, 4, 2, 3, 1, 2, 6])
+    arrivals = [0, 0, 0, 0, 0.05, 0.05, 0.05, 0.05]
+    engine = SleepEngine(0.01)
+
+    def per_worker(report):
+        return {w: [r.id for r in sorted(report.records, key=lambda r: r.started)
+                    if r.worker == w] for w in range(2)}
+
+    ours = serve_ray(requests, engine, 2, "round-robin", "sjf", timeout=60, arrivals=arrivals)
+    theirs = serve(requests, engine, 2, "round-robin", "sjf", timeout=60, arrivals=arrivals)
+    assert per_worker(ours) == per_worker(theirs)
+    assert ours.outputs == _expected(requests)
+    assert all(r.started >= a - 1e-3 for r, a in zip(ours.records, arrivals)), "ran before arrival"
+
+
+def test_killed_worker_request_retried_elsewhere_exactly_once(ray2, tmp_path):
+    requests = _requests([3, 2, 4, 1, 2, 3])
+    marker = tmp_path / "died"
+    # contiguous: worker 0 owns 0-2, worker 1 owns 3-5; worker 0 dies on request 1
+    report = serve_ray(requests, DieOnce(1, str(marker)), workers=2, policy="contiguous",
+                       timeout=60)
+    assert marker.exists(), "the replica was meant to die on request 1"
+    assert report.outputs == _expected(requests)  # every request once, nothing lost
+    by_id = {r.id: r for r in report.records}
+    assert by_id[1].attempts == 2 and by_id[1].worker == 1
+    assert by_id[2].worker == 1, "the dead worker's remaining share goes to the survivor"
+    assert by_id[0].worker == 0 and all(by_id[i].attempts == 1 for i in (0, 2, 3, 4, 5))
+    assert not psutil.pid_exists(int(marker.read_text()))
+
+
+def test_all_workers_dead_is_a_clear_error(ray2):
+    requests = _requests([1, 1, 1])
+    with pytest.raises(ServeError, match=r"all 1 workers died") as err:
+        serve_ray(requests, AlwaysDie(0), workers=1, timeout=60)
+    assert err.value.unserved == [0, 1, 2]
+
+
+def test_stuck_worker_named_at_the_deadline_and_killed(ray2, tmp_path):
+    pid_file = tmp_path / "pid"
+    requests = _requests([1, 1, 1, 1])
+    start = time.perf_counter()
+    with pytest.raises(ServeError, match=r"worker \d is still running request 0") as err:
+        serve_ray(requests, StuckOn(0, str(pid_file)), workers=2, timeout=12)
+    assert time.perf_counter() - start < 12 + 5, "the deadline was not kept"
+    assert [rid for _, rid in err.value.stuck] == [0] and err.value.unserved == [0]
+    assert not psutil.pid_exists(int(pid_file.read_text())), "the stuck replica outlived serve_ray"
+
+
+def test_worker_exception_reaches_the_caller(ray2):
+    with pytest.raises(ServeError, match=r"worker \d failed on request 2") as err:
+        serve_ray(_requests([1, 1, 1, 1]), RaiseOn(0.01), workers=2, timeout=60)
+    assert err.value.request == 2
+    assert "ValueError" in err.value.traceback and "raised on purpose" in err.value.traceback
+    assert "RaiseOn" in err.value.traceback or "in run" in err.value.traceback
+
+
+def test_bad_arguments_fail_before_ray_starts():
+    with pytest.raises(ValueError, match="policy"):
+        serve_ray(_requests([1]), SleepEngine(0), policy="random")
+    with pytest.raises(ValueError, match="distinct"):
+        serve_ray(_requests([1, 1])[:1] * 2, SleepEngine(0))
+
+
+def test_ray_and_its_processes_are_gone_after_local_ray(ray2):
+    assert ray.is_initialized()
+    _SESSION["stack"].close()  # leaves local_ray
+    assert not ray.is_initialized()
+    assert _SESSION["started"], "local_ray started no processes? (nothing to check)"
+    deadline = time.monotonic() + 10
+    while (left := [p for p in _SESSION["started"] if psutil.pid_exists(p)
+                    and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"Ray processes left running after shutdown: {left}"
+    assert not os.path.exists(_SESSION["info"]["session_dir"]), "Ray's session folder was left"
