@@ -7,6 +7,7 @@ real model, SmolLM2-135M, appears in one test with a few short requests.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -94,13 +95,16 @@ def test_schedule_matches_the_hand_trace_and_tokens_equal_generate(batcher, trac
     model, requests = tiny_llama(), tiny_requests(LIMITS)
     report = batcher(model, requests, 2)
     assert isinstance(report, BatchReport) and report.workers == 2
+    assert 0 < report.prefill_s and 0 < report.decode_s
+    assert report.prefill_s + report.decode_s <= report.makespan
     assert report.policy == ("continuous" if batcher is continuous_batching else "static")
     assert report.steps == trace
     check_invariants(report, requests, 2)
     assert [len(report.outputs[r.id]) for r in requests] == LIMITS
     assert report.outputs == one_at_a_time(model, requests)
     assert compare_outputs(report, one_at_a_time(model, requests), model) == []
-    assert '"steps": ' in report.to_json()
+    saved = json.loads(report.to_json())
+    assert saved["steps"] == trace and saved["prefill_s"] == report.prefill_s
 
 
 def test_end_of_turn_retires_a_sequence_and_frees_its_slot():

@@ -38,6 +38,7 @@ tie, anything else is a bug. Nothing is hidden: both kinds are returned.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections import deque
@@ -65,9 +66,16 @@ far above that is not noise."""
 @dataclasses.dataclass
 class BatchReport(Report):
     """A `Report` of one process batching: `workers` is the batch limit (slots), `steps[k]` the
-    ids that got a token at step k (in batch order; a request's first step is its prefill), and
-    `requests` what was served (their prompts, for `compare_outputs`; not in `to_json`)."""
+    ids that got a token at step k (in batch order; a request's first step is its prefill),
+    `prefill_s`/`decode_s` the seconds spent prefilling prompts and in batched decode steps,
+    and `requests` what was served (their prompts, for `compare_outputs`; not in `to_json`)."""
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
     requests: list[Request] = dataclasses.field(default_factory=list, repr=False)
+
+    def to_json(self) -> str:
+        data = json.loads(super().to_json())
+        return json.dumps({**data, "prefill_s": self.prefill_s, "decode_s": self.decode_s})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,22 +170,24 @@ def _serve_batches(model: Llama, requests: Sequence[Request], max_batch: int, re
     token), decode every other running sequence by one token, then retire the finished ones."""
     eos, pick = model.config.eos_id, TokenPicker(model.config.vocab_size)
     waiting, running = deque(requests), []
-    records, steps = [], []
+    records, steps, prefill_s, decode_s = [], [], 0.0, 0.0
     t0 = time.perf_counter()
     while waiting or running:
-        admitted = []
+        admitted, start = [], time.perf_counter()
         if refill or not running:
             while waiting and len(running) + len(admitted) < max_batch:
                 seq = _Sequence(model, waiting.popleft(), time.perf_counter() - t0)
                 logits = model(torch.tensor([list(seq.request.prompt_ids)]), seq.cache)
                 seq.tokens.append(pick(logits[0, -1]))
                 admitted.append(seq)
+        middle = time.perf_counter()
         if running:
             logits = decode_step(model, [s.tokens[-1] for s in running],
                                  [s.cache for s in running], [s.rope for s in running])
             for seq, row in zip(running, logits):
                 seq.tokens.append(pick(row))
-        now = time.perf_counter() - t0
+        end = time.perf_counter()
+        prefill_s, decode_s, now = prefill_s + middle - start, decode_s + end - middle, end - t0
         batch = running + admitted
         steps.append([s.request.id for s in batch])
         running = []
@@ -189,7 +199,7 @@ def _serve_batches(model: Llama, requests: Sequence[Request], max_batch: int, re
             else:
                 running.append(seq)
     return BatchReport(records=records, workers=max_batch, policy=policy, steps=steps,
-                       requests=list(requests))
+                       prefill_s=prefill_s, decode_s=decode_s, requests=list(requests))
 
 
 def static_batching(model: Llama, requests: Sequence[Request], batch_size: int) -> BatchReport:
