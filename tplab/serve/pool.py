@@ -231,15 +231,7 @@ class _Pool:
     def _serve(self):
         while len(self.records) < len(self.requests):
             now = time.perf_counter() - self.t0
-            for w in sorted(self.alive - set(self.busy)):
-                position = self._next_for(w, now)
-                if position is not None:
-                    self.attempts[position] += 1
-                    self.busy[w] = position
-                    try:
-                        self.conns[w].send(self.requests[position])
-                    except OSError:  # it died before we could hand it over: seen below
-                        pass
+            self._dispatch(now)
             until = min(self.deadline, time.monotonic() + self._next_arrival(now))
             for w in self._ready(self.alive, until):
                 message = self._receive(w)
@@ -251,6 +243,22 @@ class _Pool:
                     self._raise_error(w, message)
             if time.monotonic() >= self.deadline and len(self.records) < len(self.requests):
                 self._timed_out(dict(self.busy))
+
+    def _dispatch(self, now):
+        """Give every idle worker its next arrived request, if it has one."""
+        for w in sorted(self.alive - set(self.busy)):
+            position = self._next_for(w, now)
+            if position is not None:
+                self.attempts[position] += 1
+                self.busy[w] = position
+                self._hand_out(w, self.requests[position])
+
+    def _hand_out(self, w, request):
+        """Send one request to worker w (the one step a pool of another kind does otherwise)."""
+        try:
+            self.conns[w].send(request)
+        except OSError:  # it died before we could hand it over: its exit is seen next
+            pass
 
     def _queue(self, w) -> deque:
         return self.queues[0 if self.policy == "dynamic" else w]
