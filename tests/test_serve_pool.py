@@ -181,6 +181,8 @@ def test_arrivals_are_waited_for():
     assert all(r.started >= r.submitted - 1e-3 for r in report.records)
     assert [r.id for r in sorted(report.records, key=lambda r: r.started)] == [0, 2, 1]
     assert max(report.waits) < 0.12  # an idle worker starts each one as it arrives
+    with pytest.raises(ServeError, match=r"requests \[2\] were still waiting to arrive"):
+        serve(requests, SleepEngine(TICK), 1, arrivals=[0.0, 0.0, 60.0], timeout=0.5)
 
 
 @pytest.mark.parametrize("policy", ["dynamic", "contiguous"])

@@ -368,6 +368,9 @@ class _Pool:
             stack = output.stack_dump(output.read_output(self.tmp, w)[1])
             parts.append(f"worker {w} is {what}" + (f"; its stack:\n{stack}" if stack else ""))
         unserved = sorted(r.id for p, r in enumerate(self.requests) if p not in self.records)
+        if not parts:  # nobody busy: the rest had not arrived, or their workers were gone
+            parts = [f"no worker was busy; requests {unserved} were still waiting to arrive "
+                     f"(arrivals after the deadline?)"]
         raise ServeError(f"serving did not finish within its {self.timeout:g} s deadline: "
                          + "\n".join(parts), stuck=pairs, unserved=unserved,
                          worker=pairs[0][0] if pairs else None,
