@@ -177,7 +177,7 @@ class _RayPool(_Pool):
     `tplab.serve.pool._Pool`'s own (inherited); starting, waiting and stopping are Ray's."""
 
     def run_on(self, ray) -> Report:
-        self.ray, self.in_flight = ray, {}  # in_flight: Ray reference -> worker
+        self.ray, self.in_flight = ray, {}  # Ray reference -> (worker, handed out at)
         self.deadline = time.monotonic() + self.timeout  # loading included, as in serve
         # by value (cloudpickle), as tplab.launch sends a job: an engine class defined in a
         # notebook or a test module need not be importable in Ray's worker processes
@@ -214,13 +214,7 @@ class _RayPool(_Pool):
         ray = self.ray
         while len(self.records) < len(self.requests):
             now = time.perf_counter() - self.t0
-            for w in sorted(self.alive - set(self.busy)):
-                position = self._next_for(w, now)
-                if position is not None:
-                    self.attempts[position] += 1
-                    self.busy[w] = position
-                    self.in_flight[self.actors[w].run.remote(self.requests[position])] = (
-                        w, time.perf_counter())
+            self._dispatch(now)
             wait = self._left(self._next_arrival(now))
             if not self.in_flight:  # every idle worker waits for a request to arrive
                 time.sleep(wait)
@@ -241,6 +235,10 @@ class _RayPool(_Pool):
                                time.perf_counter(), tokens))
             elif time.monotonic() >= self.deadline:
                 self._timed_out(dict(self.busy))
+
+    def _hand_out(self, w, request):
+        """Start `request` on replica w: one remote call, answered when it is done."""
+        self.in_flight[self.actors[w].run.remote(request)] = (w, time.perf_counter())
 
     def _died(self, w, why: str = ""):
         """`_Pool._died`, with Ray's account of the death (Ray gives no exit code)."""
