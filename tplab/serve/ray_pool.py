@@ -258,6 +258,7 @@ class _RayPool(_Pool):
                                       else f"still running request {rid}") for w, rid in pairs]
         unserved = sorted(r.id for p, r in enumerate(self.requests) if p not in self.records)
         cpus = self.ray.cluster_resources().get("CPU", 0)
+        parts = parts or [f"no worker busy; requests {unserved} were still waiting"]
         raise ServeError(f"serving did not finish within its {self.timeout:g} s deadline: "
                          + "; ".join(parts) + f" (Ray has {cpus:g} CPUs for {self.n} workers "
                          f"of one CPU each)", stuck=pairs,
