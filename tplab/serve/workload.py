@@ -32,27 +32,37 @@ class Request:
     max_new_tokens: int
 
 
-def draw_lengths(n: int, seed: int = 0, cap: int = 48) -> list[int]:
+def draw_lengths(n: int, seed: int = 0, cap: int = 48, *, median: float = MEDIAN,
+                 sigma: float = SIGMA) -> list[int]:
     """n heavy-tailed `max_new_tokens`: lognormal (median 6, sigma 1.3), rounded, clipped to
-    [1, cap]; the same for the same seed everywhere (`random.Random(seed)`)."""
+    [1, cap]; the same for the same seed everywhere (`random.Random(seed)`).
+
+    `median` and `sigma` (keywords; defaults MEDIAN and SIGMA, the lesson's workload) set the
+    lognormal's median in tokens and its log-spread, for heavier or lighter tails than the
+    lesson's (`bench/serve.py` explores them); the same seed draws the same normal deviates
+    whatever they are, so only the lengths' scale and spread change."""
     if cap < 1:
         raise ValueError(f"cap must be >= 1 token, got {cap}")
+    if median <= 0 or sigma < 0:
+        raise ValueError(f"median must be > 0 tokens and sigma >= 0, got {median}, {sigma}")
     rng = random.Random(seed)
-    return [min(cap, max(1, round(rng.lognormvariate(math.log(MEDIAN), SIGMA))))
+    return [min(cap, max(1, round(rng.lognormvariate(math.log(median), sigma))))
             for _ in range(n)]
 
 
-def make_workload(n: int = 32, seed: int = 0, cap: int = 48) -> list[Request]:
+def make_workload(n: int = 32, seed: int = 0, cap: int = 48, *, median: float = MEDIAN,
+                  sigma: float = SIGMA) -> list[Request]:
     """n requests with ids 0..n-1: prompt i is PROMPTS[i mod len(PROMPTS)] (numbered "(2)", ...
     when the list comes round again), chat-templated as `tplab.pp.serving` prepares prompts;
-    max_new_tokens from `draw_lengths(n, seed, cap)`."""
+    max_new_tokens from `draw_lengths(n, seed, cap, median=median, sigma=sigma)` (the keyword
+    options default to the lesson's lognormal, median 6 and sigma 1.3)."""
     from tplab.models.tokenizer import SmolTokenizer
 
     if n < 1:
         raise ValueError(f"a workload needs at least one request, got n={n}")
     tok = SmolTokenizer()
     requests = []
-    for i, limit in enumerate(draw_lengths(n, seed, cap)):
+    for i, limit in enumerate(draw_lengths(n, seed, cap, median=median, sigma=sigma)):
         text = PROMPTS[i % len(PROMPTS)]
         if i >= len(PROMPTS):
             text += f" ({i // len(PROMPTS) + 1})"
