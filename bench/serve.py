@@ -1,6 +1,6 @@
 """Serving SmolLM2-135M: scheduling over 2 workers, static vs continuous batching, Ray vs tplab.
 
-    python bench/serve.py               # ~8 min on 2 quiet cores; writes bench/results/serve.json
+    python bench/serve.py               # ~10 min on 2 quiet cores; writes bench/results/serve.json
     python bench/serve.py --quick       # one repeat; prints only (unless --out)
     python bench/serve.py --simulate    # no model: the scheduling simulation alone, ~10 s
     python bench/serve.py --sigma 2 --cap 256   # a heavier tail (make_workload's options)
@@ -19,7 +19,9 @@ tok_s, p50_ms, p95_ms, makespan_s   medians over the repeats (`tplab.serve.Repor
 A configuration whose outputs differ from the one-at-a-time greedy reference is not reported:
 its line has "refused" (the differing request ids; for batching, each `Mismatch` with its logit
 gap) and no figures. Then ratio lines {"ratio", "metric", "value", "target", "met"} (tok/s of
-the medians: dynamic/contiguous, dynamic/round-robin, continuous/static, ray/serve ...), a
+the medians: dynamic/contiguous, dynamic/round-robin, continuous/static, ray/serve ...; "met"
+is null, with "not_judged", when the 1-minute load average at the start exceeded 0.75 per CPU,
+1.5 on 2: then other processes share the workers' cores and the ratios are noise), a
 cost-model line (per-request service seconds fitted as a·prompt_tokens + b·(new_tokens − 1)
 on the 1-worker run) with the makespan ratios that model predicts for this workload, and a
 "machine" line: CPUs, torch, threads, the 1-minute load average at the start and the end.
@@ -60,6 +62,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
 A_PREFILL_S, B_DECODE_S = 0.0055, 0.054  # s per prompt token, s per new token after the first
+QUIET_LOAD = 0.75  # per CPU: above it at the start, targets are not judged ("met": null)
 TARGETS = {"dynamic/contiguous": 1.3, "dynamic/round-robin": 1.3, "continuous/static": 1.3,
            "ray/serve": 0.8}
 
@@ -147,9 +150,10 @@ class Config:
     def __init__(self, name, impl, policy, order, workers, batching, max_batch, run):
         self.name, self.impl, self.policy, self.order = name, impl, policy, order
         self.workers, self.batching, self.max_batch, self.run = workers, batching, max_batch, run
-        self.reports, self.refused, self.seconds = [], None, []
+        self.reports, self.refused, self.seconds, self.loads = [], None, [], []
 
     def once(self, check):
+        self.loads.append(os.getloadavg()[0])
         started = time.perf_counter()
         report = self.run()
         self.seconds.append(time.perf_counter() - started)
@@ -173,17 +177,24 @@ class Config:
                 "makespan_s": round(med(r.makespan for r in self.reports), 3),
                 "tokens": self.reports[0].tokens, "repeats": len(self.reports),
                 "runs_tok_s": [round(r.throughput, 3) for r in self.reports],
-                "wall_s": round(med(self.seconds), 1)}
+                "wall_s": round(med(self.seconds), 1),
+                "load_avg": [round(x, 2) for x in self.loads]}
 
 
-def ratio(name, metric, a, b) -> dict | None:
-    """a/b of tok_s (higher is better) from two rows; None if either was refused."""
+def ratio(name, metric, a, b, predicted=None, busy=None) -> dict | None:
+    """a/b of tok_s (higher is better) from two rows; None if either was refused.
+    `predicted`: what the fitted cost model says the ratio is without noise. `busy`: why the
+    machine was too busy for a target to be judged ("met" is then null), or None."""
     if "tok_s" not in a or "tok_s" not in b:
         return None
     value = a[metric] / b[metric]
     row = {"ratio": name, "metric": metric, "value": round(value, 3)}
     if name in TARGETS:
-        row.update(target=TARGETS[name], met=value >= TARGETS[name])
+        row.update(target=TARGETS[name], met=None if busy else value >= TARGETS[name])
+        if busy:
+            row["not_judged"] = busy
+    if predicted is not None:
+        row["predicted_by_cost_model"] = round(predicted, 3)
     return row
 
 
@@ -202,7 +213,7 @@ def fit_cost(report, requests) -> dict:
     return {"a": a, "b": b, "rows": xs}
 
 
-def measured(args, out) -> None:
+def measured(args, out, load) -> None:
     import torch
 
     from tplab.models.loading import load_llama
@@ -219,6 +230,10 @@ def measured(args, out) -> None:
     )
 
     torch.set_num_threads(1)
+    quiet = QUIET_LOAD * (os.cpu_count() or 1)
+    busy = (f"load average {load:.2f} at the start, above {quiet:g} on {os.cpu_count()} CPUs: "
+            f"other processes take the workers' cores; re-run on a quiet machine"
+            if load > quiet else None)
     requests = make_workload(args.n, args.seed, args.cap, median=args.median, sigma=args.sigma)
     model = load_llama()
     t = time.perf_counter()
@@ -279,6 +294,22 @@ def measured(args, out) -> None:
         except Exception as exc:  # Ray may not start on a loaded machine: say so, go on
             out({"impl": "ray", "skipped": f"{type(exc).__name__}: {exc}"})
 
+    one, predicted = phase_a[0].reports, {}
+    if one:  # the cost model, fitted on the 1-worker run, and what it predicts here
+        fit = fit_cost(one[len(one) // 2], requests)
+        lengths = [len(reference[r.id]) for r in requests]
+        costs = [fit["a"] * len(r.prompt_ids) + fit["b"] * (m - 1)
+                 for r, m in zip(requests, lengths)]
+        sim = makespans(costs, lengths)
+        predicted = {"dynamic/contiguous": sim["contiguous"] / sim["dynamic"],
+                     "dynamic/round-robin": sim["round-robin"] / sim["dynamic"],
+                     "dynamic-sjf/contiguous": sim["contiguous"] / sim["dynamic-sjf"]}
+        out({"cost_model": "service_s = a*prompt_tokens + b*(new_tokens - 1), 1-worker run",
+             "a_ms": round(fit["a"] * 1e3, 2), "b_ms": round(fit["b"] * 1e3, 2),
+             "predicted_contiguous/dynamic": round(sim["contiguous"] / sim["dynamic"], 3),
+             "predicted_round-robin/dynamic": round(sim["round-robin"] / sim["dynamic"], 3),
+             "predicted_contiguous/bound": round(sim["contiguous"] / sim["bound"], 3)})
+
     pairs = [("dynamic/contiguous", rows["dynamic"], rows["contiguous"]),
              ("dynamic/round-robin", rows["dynamic"], rows["round-robin"]),
              ("dynamic-sjf/contiguous", rows["dynamic-sjf"], rows["contiguous"]),
@@ -288,24 +319,11 @@ def measured(args, out) -> None:
         pairs.append(("ray/serve", ray_rows["ray"], ray_rows["serve"]))
         pairs.append(("ray/serve without Ray running", ray_rows["ray"], rows["dynamic"]))
     for name, a, b_ in pairs:
-        if (row := ratio(name, "tok_s", a, b_)) is not None:
+        if (row := ratio(name, "tok_s", a, b_, predicted.get(name), busy)) is not None:
             out(row)
     for name, a, b_ in pairs[:3] + pairs[4:5]:
         if "p95_ms" in a and "p95_ms" in b_:
             out({"ratio": name, "metric": "p95_ms", "value": round(a["p95_ms"] / b_["p95_ms"], 3)})
-
-    one = phase_a[0].reports
-    if one:  # the cost model, fitted on the 1-worker run, and what it predicts here
-        fit = fit_cost(one[len(one) // 2], requests)
-        lengths = [len(reference[r.id]) for r in requests]
-        costs = [fit["a"] * len(r.prompt_ids) + fit["b"] * (m - 1)
-                 for r, m in zip(requests, lengths)]
-        sim = makespans(costs, lengths)
-        out({"cost_model": "service_s = a*prompt_tokens + b*(new_tokens - 1), 1-worker run",
-             "a_ms": round(fit["a"] * 1e3, 2), "b_ms": round(fit["b"] * 1e3, 2),
-             "predicted_contiguous/dynamic": round(sim["contiguous"] / sim["dynamic"], 3),
-             "predicted_round-robin/dynamic": round(sim["round-robin"] / sim["dynamic"], 3),
-             "predicted_contiguous/bound": round(sim["contiguous"] / sim["bound"], 3)})
 
 
 def machine() -> str:
@@ -350,7 +368,7 @@ def main(argv=None) -> None:
     for row in sim_rows:
         print(json.dumps(row), flush=True)
     if not args.simulate:
-        measured(args, out)
+        measured(args, out, load)
         out({"machine": machine(), "torch_threads_per_process": 1,
              "load_avg": [round(load, 2), round(os.getloadavg()[0], 2)]})
     path = args.out or (None if args.quick or args.simulate else RESULTS)
