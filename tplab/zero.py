@@ -7,11 +7,39 @@ variance: K = 12) for Ψ parameters, all identical on every rank. ZeRO (Rajbhand
 arXiv:1910.02054) shards them: stage 1 the optimizer state, stage 2 the gradients too, stage 3
 the parameters too; each rank keeps 1/N of what it shards.
 
+`ShardedOptimizer` is stage 1 written out, as lesson 07 teaches it. The trainable parameters
+live in one flat buffer, padded to a multiple of N, each parameter a view of its piece; rank r
+owns the r-th of N equal slices. A step is
+
+    reduce-scatter the flat gradient (sum, then / N: the average)   rank r gets its slice only
+    optimizer_cls.step() on the slice                               its state: 1/N of the model's
+    all-gather the updated slices into the flat buffer              every parameter updated
+
+Communication: a reduce-scatter and an all-gather move what one all-reduce moves (an all-reduce
+*is* the two, done by a ring), so ZeRO-1 costs plain DP nothing extra. Slicing the flat buffer
+ignores parameter boundaries, which is right for element-wise optimizers (SGD, Adam, AdamW,
+...), not for those that look at a whole tensor (LAMB, Adafactor, a gradient-norm clip: those
+need a reduction over the ranks first). `torch.distributed.optim.ZeroRedundancyOptimizer`
+shards whole parameters instead: any optimizer works, but the shards are uneven.
+
+Collectives: `torch.distributed.reduce_scatter_single` and `all_gather_single` (gloo has both in
+torch 2.13; the `_tensor` names are their deprecated aliases), reported to `tplab.comm.hooks` as
+"reduce_scatter" and "all_gather" with the bytes of the tensor handed in (the whole padded
+gradient; one slice): a tracer counts them.
+
 `zero_memory_bytes` is the paper's formula (its Figure 1 and Table 1).
 """
 from __future__ import annotations
 
-__all__ = ["zero_memory_bytes"]
+import math
+
+import torch
+import torch.distributed as dist
+from torch.distributed import distributed_c10d as _c10d
+
+from tplab.comm import hooks
+
+__all__ = ["ShardedOptimizer", "optimizer_state_bytes", "zero_memory_bytes"]
 
 
 def zero_memory_bytes(psi: float, n: int, stage: int, k: float = 12, bytes_param: float = 2,
@@ -42,3 +70,107 @@ def zero_memory_bytes(psi: float, n: int, stage: int, k: float = 12, bytes_param
     if stage >= 3:
         params /= n
     return params + grads + optim
+
+
+def _reduce_scatter(output: torch.Tensor, flat: torch.Tensor, group) -> None:
+    """output = my slice of the sum of every rank's `flat` (reported to tplab.comm.hooks)."""
+    call = hooks.begin("reduce_scatter", flat.numel() * flat.element_size(), "torch", group)
+    _c10d.reduce_scatter_single(output, flat, group=group)
+    hooks.end(call)
+
+
+def _all_gather(flat: torch.Tensor, mine: torch.Tensor, group) -> None:
+    """flat = every rank's `mine`, in rank order (in place when mine is my slice of flat)."""
+    call = hooks.begin("all_gather", mine.numel() * mine.element_size(), "torch", group)
+    _c10d.all_gather_single(flat, mine, group=group)
+    hooks.end(call)
+
+
+class ShardedOptimizer(torch.optim.Optimizer):
+    """ZeRO stage 1: `optimizer_cls(**kwargs)` on this rank's 1/N of the flattened parameters.
+
+    Use it where a torch optimizer goes, on every rank of `group` (default: the world), after
+    each rank's backward on its own data: `step()` averages the gradients over the ranks, so no
+    DDP is needed. The ranks' parameters must start equal (same seed, or a broadcast).
+    Trainable parameters only (requires_grad False: left out), each once (a tied parameter
+    passed twice counts once); one dtype. `param_groups` is the inner optimizer's single group
+    (set lr, weight_decay there; schedulers work); `state_dict()` is this rank's shard's state.
+    A parameter without a gradient counts as a zero gradient (torch's optimizers skip it).
+    """
+
+    def __init__(self, params, optimizer_cls=torch.optim.AdamW, group=None, **kwargs):
+        unique = {id(p): p for p in params if p.requires_grad}
+        self.params = list(unique.values())
+        if not self.params:
+            raise ValueError("ShardedOptimizer got no trainable parameters (all frozen, or none)")
+        dtypes = {p.dtype for p in self.params}
+        if len(dtypes) > 1:
+            raise TypeError(f"ShardedOptimizer flattens the parameters into one buffer, so they "
+                            f"need one dtype; got {sorted(map(str, dtypes))}: cast the model first")
+        if not dist.is_initialized():
+            raise RuntimeError("ShardedOptimizer shards over torch.distributed ranks: create it "
+                               "inside a function run by tplab.launch (or under torchrun)")
+        self.group, self.world = group, dist.get_world_size(group)
+        self.rank = dist.get_rank(group)
+        self.numel = sum(p.numel() for p in self.params)
+        self.shard_numel = math.ceil(self.numel / self.world)      # ceil(P/N): padding at the end
+        first = self.params[0]
+        self.flat = torch.zeros(self.shard_numel * self.world, dtype=first.dtype,
+                                device=first.device)
+        self.flat_grad = torch.zeros_like(self.flat)
+        offset = 0
+        with torch.no_grad():
+            for p in self.params:           # each parameter becomes a view of its piece
+                piece = self.flat[offset: offset + p.numel()]
+                piece.copy_(p.detach().reshape(-1))
+                p.data = piece.view_as(p)
+                offset += p.numel()
+        start = self.rank * self.shard_numel
+        self.shard = torch.nn.Parameter(self.flat[start: start + self.shard_numel])  # a view
+        self.shard.grad = torch.zeros_like(self.shard)
+        self.optim = optimizer_cls([self.shard], **kwargs)
+        super().__init__([self.shard], self.optim.defaults)
+        self.param_groups, self.state = self.optim.param_groups, self.optim.state
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        offset = 0
+        for p in self.params:
+            piece = self.flat_grad[offset: offset + p.numel()]
+            piece.copy_(p.grad.reshape(-1)) if p.grad is not None else piece.zero_()
+            offset += p.numel()
+        _reduce_scatter(self.shard.grad, self.flat_grad, self.group)   # my slice, summed
+        self.shard.grad.div_(self.world)                               # ... averaged
+        self.optim.step()                                              # on my slice only
+        _all_gather(self.flat, self.shard.detach(), self.group)        # every slice, everywhere
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.detach_().zero_()
+
+    def state_dict(self):
+        return self.optim.state_dict()
+
+    def load_state_dict(self, state_dict) -> None:
+        self.optim.load_state_dict(state_dict)
+        self.param_groups, self.state = self.optim.param_groups, self.optim.state
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of optimizer state this rank holds: every tensor in its `state` (AdamW: exp_avg and
+    exp_avg_sq per element, and a 4-byte `step` per parameter tensor). For
+    `ZeroRedundancyOptimizer`, the state of its local optimizer (this rank's parameters)."""
+    inner = getattr(optimizer, "optim", None)
+    state = (inner if isinstance(inner, torch.optim.Optimizer) else optimizer).state
+    return sum(t.numel() * t.element_size() for per_param in state.values()
+               for t in per_param.values() if isinstance(t, torch.Tensor))
