@@ -26,7 +26,7 @@ from tplab.serve import (
     serve,
     static_shares,
 )
-from tplab.serve.pool import _Pool
+from tplab.serve.pool import _Pool  # its pipes, read directly
 
 TICK = 0.004  # seconds per fake token
 

@@ -9,17 +9,13 @@ working directory, then runs exactly the same steps.
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import faulthandler
 import importlib
 import io
 import os
 import pickle
-import signal
 import socket
 import sys
-import threading
 import time
 import types
 from datetime import timedelta
@@ -27,7 +23,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from tplab.ranks import output
+from tplab.ranks import lifecycle
 from tplab.ranks.errors import Failure
 
 WORKER_FLAG = "TPLAB_LAUNCH_WORKER"
@@ -50,7 +46,7 @@ def main_from_bytes(payload: bytes, rank: int, conn, tmp: str, parent_pid: int) 
     """Entry point of a rank started from the fork server. The payload is (the launcher's
     environment, the cloudpickled job): the environment is in place before unpickling the job
     imports anything. (multiprocessing has already moved us to the launcher's working directory.)"""
-    _forget_fork_server()
+    lifecycle.forget_fork_server()
     try:
         env, job_bytes = pickle.loads(payload)
         os.environ.clear()
@@ -63,21 +59,6 @@ def main_from_bytes(payload: bytes, rank: int, conn, tmp: str, parent_pid: int) 
     main(job, rank, conn, tmp, parent_pid)
 
 
-def _forget_fork_server() -> None:
-    """Close our copy of the fork server's "alive" pipe. The server exits when the launcher
-    does only once nobody else holds that pipe open; a rank holding it would keep the server,
-    and so itself (its death signal is tied to the server), alive after a killed launcher."""
-    try:
-        import multiprocessing.forkserver as mp_forkserver
-
-        fd = getattr(mp_forkserver._forkserver, "_forkserver_alive_fd", None)
-        if fd is not None:
-            os.close(fd)
-            mp_forkserver._forkserver._forkserver_alive_fd = None
-    except (ImportError, OSError):
-        pass
-
-
 def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
     """Entry point of a forked rank. Never returns: exits with os._exit."""
     code = 1
@@ -88,25 +69,14 @@ def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
         os.environ["MASTER_PORT"] = str(pickle.loads(conn.recv_bytes()))
         code = _run(job, rank, conn)
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(code)  # skip the parent's atexit hooks (a notebook kernel's, say)
+        lifecycle.exit_flushed(code)  # skips the parent's atexit hooks (a notebook kernel's)
 
 
 def _become_rank(job: Job, rank: int, tmp: str, parent_pid: int) -> None:
     torch.set_num_threads(job.threads)
     if job.forked:
         _refuse_more_threads(job.threads)
-    os.setpgid(0, 0)  # own process group: the parent can kill the rank and all it started
-    _die_with_parent(parent_pid)
-    output.redirect_output(tmp, rank)
-    # all_threads: the kernel may hand SIGUSR1 to any thread (gloo's, OpenMP's); with
-    # all_threads=False a signal that lands on a thread Python does not know writes nothing
-    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C is the parent's to handle
+    lifecycle.become_child(rank, tmp, parent_pid)
     env = {
         "RANK": rank, "LOCAL_RANK": rank, "GROUP_RANK": 0, "WORLD_SIZE": job.world_size,
         "LOCAL_WORLD_SIZE": job.world_size, "MASTER_ADDR": "127.0.0.1",
@@ -219,38 +189,3 @@ def _to_cpu(value):
     if type(value) is dict:
         return {k: _to_cpu(v) for k, v in value.items()}
     return value
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """SIGKILL this rank if the launching process dies (a killed kernel, say).
-
-    A forked rank's parent is the launcher, and Linux does it for us (PR_SET_PDEATHSIG).
-    A fork-server rank's parent is the server, which exits when the launcher does (then
-    the same signal fires); a thread also watches the launcher itself, as it does on
-    macOS, where there is no such signal."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        armed = True
-    except (OSError, AttributeError):
-        armed = False
-    forked = os.getppid() == parent_pid
-    if not forked and not _alive(parent_pid):  # the launcher died before we got here
-        os._exit(1)
-    if not (forked and armed):
-        threading.Thread(target=_watch_launcher, args=(parent_pid,), daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _watch_launcher(pid: int) -> None:
-    while _alive(pid):
-        time.sleep(0.5)
-    os._exit(1)

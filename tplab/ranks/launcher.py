@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -29,14 +28,13 @@ from multiprocessing.connection import wait
 import torch
 import torch.distributed as dist
 
-from tplab.ranks import child, output, torchrun
+from tplab.ranks import child, lifecycle, output, torchrun
 from tplab.ranks import start as rank_start
 from tplab.ranks.errors import Failure, WorkerError, choose_root_cause
 
 __all__ = ["launch", "WorkerError", "pick_backend"]
 
 _GRACE_S = 1.0  # after a first failure, how long peers get to report theirs
-_DUMP_WAIT_S = 2.0  # at the deadline, how long stuck ranks get to write their stacks
 
 
 def pick_backend(world_size: int, backend: str | None = None) -> str:
@@ -133,7 +131,7 @@ class _Launch:
                     pass
             stuck = self._supervise(conns)
         finally:  # KeyboardInterrupt included: no rank outlives the launch
-            self._kill_all()
+            lifecycle.kill_all(self.procs, forked=self.method == "fork")
             del store
             outputs = [output.read_output(self.tmp, r) for r in range(self.world_size)]
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -157,7 +155,7 @@ class _Launch:
                 return []  # a rank failed; the rest have had their chance to report
             if now >= deadline:
                 stuck = sorted(r for r in pending if self.procs[r].is_alive())
-                self._dump_stacks(stuck)
+                lifecycle.dump_stacks({r: self.procs[r].pid for r in stuck}, self.tmp)
                 return stuck
             waits = [readers[r] for r in pending] + [self.procs[r].sentinel for r in pending]
             limit = min(deadline, grace_until or deadline) - now
@@ -199,34 +197,3 @@ class _Launch:
                     f", before it started (start_method {self.method!r}); its error, if any, went "
                     f"to this process's stderr: the terminal, or Jupyter's log under `tplab lab`")
         return True
-
-    def _dump_stacks(self, ranks):
-        """Ask stuck ranks to write their Python stacks (faulthandler on SIGUSR1) before they
-        are killed."""
-        for r in ranks:
-            try:
-                os.kill(self.procs[r].pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                pass
-        # faulthandler writes from the signal handler, but a loaded machine may not run the
-        # rank at once: wait (briefly) until every dump is there, or a stuck rank looks idle
-        until = time.monotonic() + _DUMP_WAIT_S
-        while ranks and time.monotonic() < until:
-            if all(output.stack_dump(output.read_output(self.tmp, r)[1]) for r in ranks):
-                time.sleep(0.1)  # the rest of a dump that has begun
-                break
-            time.sleep(0.05)
-
-    def _kill_all(self):
-        """SIGKILL every rank's process group (the rank and anything it started), then reap."""
-        for p in self.procs:
-            # A fork-server rank is reaped by the server as soon as it exits: its pid may then
-            # be someone else's. A forked rank stays ours (a zombie) until joined below.
-            if p.pid is not None and (self.method == "fork" or p.exitcode is None):
-                for kill in (os.killpg, os.kill):  # its group; itself, if it had no group yet
-                    try:
-                        kill(p.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-        for p in self.procs:
-            p.join(timeout=5)

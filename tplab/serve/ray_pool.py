@@ -7,9 +7,9 @@ calls run one at a time, in order) on any machine of a cluster, moves the reques
 for you, and tells you when an actor's process died. One actor here is one replica: it
 `load()`s its engine once and then runs requests. The parent keeps the queue and, as in
 `serve`, hands a request to a replica only when that replica is free. The rules are
-`serve`'s own code (`_RayPool` inherits `tplab.serve.pool._Pool`: its queues, `order`,
-arrivals, retries, records and errors); only starting, waiting and stopping go through Ray
-(`ray.wait` returns the first replica call to finish). So "contiguous", "round-robin",
+`serve`'s own code (`_RayPool` is a `tplab.serve.scheduling.Scheduler`, as `serve`'s pool
+is: its queues, `order`, arrivals, retries and records); only starting, waiting and stopping go
+through Ray (`ray.wait` returns the first replica call to finish). So "contiguous", "round-robin",
 "dynamic", "fifo" and "sjf" mean exactly what they mean for `serve`.
 
 Times in the records are taken in the parent (`time.perf_counter`, seconds from t0, which is
@@ -75,8 +75,8 @@ import time
 from collections.abc import Iterator, Sequence
 
 from tplab.ranks import child
-from tplab.serve.pool import ServeError, _Pool, _validate
 from tplab.serve.records import Report
+from tplab.serve.scheduling import Scheduler, ServeError, validate
 
 __all__ = ["serve_ray", "local_ray", "ray_temp_dir"]
 
@@ -161,8 +161,7 @@ def serve_ray(requests: Sequence, engine, workers: int = 2, policy: str = "dynam
     and shut down after it, unless this process already has Ray initialised (a cluster: then
     it is used and left running)."""
     requests = list(requests)
-    _validate(requests, engine, workers, policy, order, timeout, arrivals)
-    arrivals = [0.0] * len(requests) if arrivals is None else [float(a) for a in arrivals]
+    validate(requests, engine, workers, policy, order, timeout, arrivals)
     import ray
 
     pool = _RayPool(requests, engine, workers, policy, order, float(timeout), arrivals)
@@ -171,10 +170,14 @@ def serve_ray(requests: Sequence, engine, workers: int = 2, policy: str = "dynam
         return pool.run_on(ray)
 
 
-class _RayPool(_Pool):
-    """`serve`'s pool with Ray actors for its worker processes: the queues, `order`,
-    arrivals, the hand-over of a dead worker's requests, the records and the errors are
-    `tplab.serve.pool._Pool`'s own (inherited); starting, waiting and stopping are Ray's."""
+class _RayPool(Scheduler):
+    """`serve`'s rules (a `Scheduler`: queues, `order`, arrivals, the hand-over of a dead
+    worker's requests, the records) with Ray actors for its worker processes: starting,
+    waiting and stopping are Ray's."""
+
+    def __init__(self, requests, engine, workers, policy, order, timeout, arrivals):
+        super().__init__(requests, workers, policy, order, arrivals)
+        self.engine, self.timeout = engine, timeout
 
     def run_on(self, ray) -> Report:
         self.ray, self.in_flight = ray, {}  # Ray reference -> (worker, handed out at)
@@ -185,13 +188,12 @@ class _RayPool(_Pool):
         actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Replica)
         self.actors = [actor_class.remote(blob) for _ in range(self.n)]
         self.where = [actor.where.remote() for actor in self.actors]
-        self.procs = [_Exit() for _ in range(self.n)]  # what _Pool._died reads
         try:
             self._wait_loaded()
             self._serve()
         finally:
             _kill(ray, self.actors, self.where)
-        return Report(list(self.records.values()), self.n, self.policy, self.order)
+        return self.report()
 
     def _wait_loaded(self):
         ray = self.ray
@@ -204,7 +206,7 @@ class _RayPool(_Pool):
             try:
                 ray.get(done[0])
             except ray.exceptions.RayError as exc:
-                self._raise_error(w, ("error", None, _plain(exc)))
+                self.raise_error(w, None, _plain(exc))
         self.t0 = time.perf_counter()
 
     def _left(self, cap: float = math.inf) -> float:
@@ -212,10 +214,10 @@ class _RayPool(_Pool):
 
     def _serve(self):
         ray = self.ray
-        while len(self.records) < len(self.requests):
+        while not self.finished():
             now = time.perf_counter() - self.t0
-            self._dispatch(now)
-            wait = self._left(self._next_arrival(now))
+            self.dispatch(now)
+            wait = self._left(self.next_arrival(now))
             if not self.in_flight:  # every idle worker waits for a request to arrive
                 time.sleep(wait)
                 done = []
@@ -226,29 +228,18 @@ class _RayPool(_Pool):
                 try:
                     tokens = [int(t) for t in ray.get(done[0])]
                 except ray.exceptions.RayActorError as exc:  # the replica's process is gone
-                    self._died(w, _plain(exc).splitlines()[0])
+                    self.lose(w, f"worker {w} died: {_plain(exc).splitlines()[0]}")
                     continue
                 except ray.exceptions.RayError as exc:
-                    self._raise_error(w, ("error", self.requests[self.busy[w]].id,
-                                          _plain(exc)))
-                self._done(w, ("done", self.requests[self.busy[w]].id, started,
-                               time.perf_counter(), tokens))
+                    self.raise_error(w, self.requests[self.busy[w]].id, _plain(exc))
+                self.done(w, self.requests[self.busy[w]].id, started - self.t0,
+                          time.perf_counter() - self.t0, tokens)
             elif time.monotonic() >= self.deadline:
                 self._timed_out(dict(self.busy))
 
-    def _hand_out(self, w, request):
+    def hand_out(self, w, request):
         """Start `request` on replica w: one remote call, answered when it is done."""
         self.in_flight[self.actors[w].run.remote(request)] = (w, time.perf_counter())
-
-    def _died(self, w, why: str = ""):
-        """`_Pool._died`, with Ray's account of the death (Ray gives no exit code)."""
-        before = len(self.deaths)
-        try:
-            super()._died(w)
-        except ServeError as exc:
-            raise ServeError(str(exc).replace(self.deaths[before], f"worker {w} died: {why}"),
-                             unserved=exc.unserved) from None
-        self.deaths[before] = f"worker {w} died: {why}"
 
     def _timed_out(self, stuck: dict):
         """Raise at the deadline, naming each busy worker and its request (a Ray actor gives
@@ -256,7 +247,7 @@ class _RayPool(_Pool):
         pairs = [(w, None if p is None else self.requests[p].id) for w, p in sorted(stuck.items())]
         parts = [f"worker {w} is " + ("still loading its replica" if rid is None
                                       else f"still running request {rid}") for w, rid in pairs]
-        unserved = sorted(r.id for p, r in enumerate(self.requests) if p not in self.records)
+        unserved = self.unserved()
         cpus = self.ray.cluster_resources().get("CPU", 0)
         parts = parts or [f"no worker busy; requests {unserved} were still waiting"]
         raise ServeError(f"serving did not finish within its {self.timeout:g} s deadline: "
@@ -269,11 +260,6 @@ class _RayPool(_Pool):
 def _plain(exc) -> str:
     """Ray's error text (the replica's traceback is in it) without its terminal colours."""
     return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-
-
-class _Exit:
-    """A worker's exit code, as `_Pool` reads it from a process: unknown for a Ray actor."""
-    exitcode = None
 
 
 def _kill(ray, actors, where) -> None:
