@@ -27,6 +27,12 @@ torch 2.13; the `_tensor` names are their deprecated aliases), reported to `tpla
 "reduce_scatter" and "all_gather" with the bytes of the tensor handed in (the whole padded
 gradient; one slice): a tracer counts them.
 
+Beyond stage 1 (not built here): stage 2 also frees the gradient outside the rank's slice as soon
+as it is reduce-scattered (DeepSpeed does it bucket by bucket during backward); stage 3 shards
+the parameters too, all-gathering each layer's just before its forward and again before its
+backward, then freeing them: 1.5x the DP traffic. PyTorch's FSDP2
+(`torch.distributed.fsdp.fully_shard`, torch >= 2.6) is stage 3 per module, on DTensor shards.
+
 `zero_memory_bytes` is the paper's formula (its Figure 1 and Table 1).
 """
 from __future__ import annotations
