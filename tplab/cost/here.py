@@ -1,0 +1,148 @@
+"""The cost model against this machine: four real runs on 2 ranks, each beside its prediction.
+
+Why: the same formulas that price 70B on H100s should price what the learner can run, with the
+machine's fitted rates (`tplab.cost.measure`) in place of a datasheet's. Each `measure_*` runs
+the course's own code under `tplab.launch` and returns the slower rank's median seconds; each
+`predict_*` is the formula, nothing measured from that run. The model (MLP of Linear+ReLU,
+width 1024) is the shape `measure.MATMUL_SHAPE` fitted the FLOP/s on.
+
+    TP=2 decode  SmolLM2-135M, tplab.models.load_llama_tp: `time.decode_time`, fp32 weights
+    DDP step     tplab.dp.DataParallel (25 MB buckets, gloo): 6Ψ·B FLOPs + ring all-reduce of
+                 4Ψ bytes (not overlapped: the 2 cores that compute also move the bytes) + SGD
+    PP step      tplab.pp.run_step, 1F1B, p=2, m=4: (m+p-1)(t_f+t_b) (GPipe's slots,
+                 Huang et al. 2019) + 2(p-1) hops of one activation, α+Nβ each
+    ZeRO-1 step  tplab.zero.ShardedOptimizer(AdamW): 6Ψ·B FLOPs + reduce-scatter and all-gather
+                 of 4Ψ bytes ((n-1)α + (n-1)/n·Nβ each) + AdamW on Ψ/n parameters
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from tplab.comm.cost import all_gather_time, point_to_point_time, reduce_scatter_time
+from tplab.cost.measure import MATMUL_SHAPE, MachineFit
+from tplab.cost.model import SMOLLM2_135M
+from tplab.cost.time import all_reduce_s, decode_time
+from tplab.timing import median, time_calls
+
+__all__ = ["mlp", "measure_tp_decode", "measure_ddp_step", "measure_pp_step",
+           "measure_zero1_step", "predict_tp_decode", "predict_ddp_step", "predict_pp_step",
+           "predict_zero1_step", "WIDTH", "ROWS"]
+
+ROWS, WIDTH = MATMUL_SHAPE[0], MATMUL_SHAPE[1]
+DEPTH, MICRO = 4, 4    # DDP/ZeRO model depth; pipeline micro-batches (p = 2, two layers each)
+
+
+def mlp(depth: int, width: int = WIDTH, seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.ReLU())])
+
+
+def _params(depth: int) -> int:
+    return depth * (WIDTH * WIDTH + WIDTH)
+
+
+# --- TP=2 decode ---------------------------------------------------------------------------
+def _decode_worker(tokens):
+    from tplab.models.generate import TokenPicker
+    from tplab.models.loading import load_llama_tp, vocab_start
+    model = load_llama_tp()
+    pick = TokenPicker(model.config.vocab_size, vocab_start(model))
+    cache = model.new_cache(1, 8 + tokens + 4)
+    logits = model(torch.tensor([[1, 504, 3458, 314, 253, 1545, 28, 338]]), cache)
+    state = {"logits": logits}
+
+    def one():
+        state["logits"] = model(torch.tensor([[pick(state["logits"][0, -1])]]), cache)
+    return median(time_calls(one, tokens, warmup=2, before=dist.barrier))
+
+
+def measure_tp_decode(tokens: int = 16) -> float:
+    import tplab
+    return max(tplab.launch(_decode_worker, 2, tokens, timeout=300))
+
+
+def predict_tp_decode(fit: MachineFit, context: int = 20) -> float:
+    """SmolLM2 on 2 ranks, fp32, tied head split by vocabulary; 2 all-reduces per layer on the
+    shared-memory route plus the arg-max's 2 (`TokenPicker`)."""
+    return decode_time(SMOLLM2_135M, 2, fit.hardware("shm"), context=context, bytes_per=4,
+                       extra_all_reduces=2)["total_s"]
+
+
+# --- DDP and ZeRO-1 steps ------------------------------------------------------------------
+def _train_worker(kind, steps):
+    model = mlp(DEPTH)
+    x, y = torch.randn(ROWS, WIDTH), torch.randn(ROWS, WIDTH)
+    if kind == "ddp":
+        from tplab.dp import DataParallel
+        net = DataParallel(model, bucket_mb=25)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    else:
+        from tplab.zero import ShardedOptimizer
+        net, opt = model, ShardedOptimizer(model.parameters(), torch.optim.AdamW, lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        nn.functional.mse_loss(net(x), y).backward()
+        if kind == "ddp":
+            net.finish_gradient_sync()
+        opt.step()
+    return median(time_calls(step, steps, warmup=2, before=dist.barrier))
+
+
+def measure_ddp_step(steps: int = 10) -> float:
+    import tplab
+    return max(tplab.launch(_train_worker, 2, "ddp", steps, timeout=120))
+
+
+def measure_zero1_step(steps: int = 10) -> float:
+    import tplab
+    return max(tplab.launch(_train_worker, 2, "zero1", steps, timeout=120))
+
+
+def _compute_s(fit: MachineFit, params: int) -> float:
+    return 6 * params * ROWS / fit.flops     # forward 2Ψ·B, backward 4Ψ·B (Kaplan et al. 2020)
+
+
+def predict_ddp_step(fit: MachineFit) -> float:
+    psi = _params(DEPTH)
+    sgd_s = 3 * 4 * psi / fit.bytes_per_s    # read p and g, write p
+    return _compute_s(fit, psi) + all_reduce_s(4 * psi, 2, fit.hardware("gloo")) + sgd_s
+
+
+def predict_zero1_step(fit: MachineFit) -> float:
+    psi, (alpha, beta) = _params(DEPTH), fit.gloo
+    collectives = reduce_scatter_time(4 * psi, 2, alpha, beta) + all_gather_time(4 * psi, 2,
+                                                                                 alpha, beta)
+    copy_s = 2 * 4 * psi / fit.bytes_per_s   # gradients copied into the flat buffer
+    return _compute_s(fit, psi) + collectives + copy_s + fit.adamw_s_per_param * psi / 2
+
+
+# --- PP step -------------------------------------------------------------------------------
+def _pp_worker(steps):
+    from tplab.pp import run_step, schedule
+    rank = dist.get_rank()
+    stage = mlp(DEPTH // 2, seed=rank)
+    rows = ROWS // MICRO
+    inputs = [torch.randn(rows, WIDTH) for _ in range(MICRO)] if rank == 0 else None
+    targets = [torch.randn(rows, WIDTH) for _ in range(MICRO)] if rank == 1 else None
+    actions = schedule("1f1b", 2, MICRO, rank)
+
+    def step():
+        stage.zero_grad()
+        run_step([stage], actions, inputs, targets, nn.functional.mse_loss,
+                 recv_shape=(rows, WIDTH))
+    return median(time_calls(step, steps, warmup=2))
+
+
+def measure_pp_step(steps: int = 10) -> float:
+    import tplab
+    return max(tplab.launch(_pp_worker, 2, steps, timeout=120))
+
+
+def predict_pp_step(fit: MachineFit) -> float:
+    p, rows = 2, ROWS // MICRO
+    t_f = 2 * _params(DEPTH // 2) * rows / fit.flops
+    hop = point_to_point_time(rows * WIDTH * 4, 2, *fit.gloo)
+    return (MICRO + p - 1) * 3 * t_f + 2 * (p - 1) * hop

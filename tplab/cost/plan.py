@@ -1,0 +1,83 @@
+"""Plan Llama-2-70B on one server of 8×H100-80GB: every (tp, pp, dp), what fits, how fast.
+
+Why enumerate: with 8 GPUs there are only a dozen factorisations, and the answer ("TP 8 for
+latency, as much DP as fits for throughput") should come out of the memory and time formulas
+rather than be asserted. Rows are plain dicts for a notebook table; `best` picks the fastest
+that fits and says why. Memory: `tplab.cost.memory`; time: `tplab.cost.time` (their sources).
+"""
+from __future__ import annotations
+
+from tplab.cost.machines import H100, Hardware
+from tplab.cost.memory import decode_memory, training_memory
+from tplab.cost.model import LLAMA2_70B, ModelShape
+from tplab.cost.time import decode_time, training_step_time
+
+__all__ = ["factorizations", "plan_decode", "plan_training", "best"]
+
+GB = 1e9
+
+
+def factorizations(world: int, shape: ModelShape = LLAMA2_70B) -> list[tuple[int, int, int]]:
+    """(tp, pp, dp) with tp·pp·dp = world, tp dividing the heads and pp the layers."""
+    return [(tp, pp, world // (tp * pp)) for tp in range(1, world + 1) for pp in range(1, world + 1)
+            if world % (tp * pp) == 0 and shape.n_heads % tp == 0 and shape.n_layers % pp == 0]
+
+
+def plan_decode(batch: int = 1, context: int = 4096, world: int = 8, hw: Hardware = H100,
+                shape: ModelShape = LLAMA2_70B) -> list[dict]:
+    """Decoding with bf16 weights and a KV cache of `context` tokens per sequence. The batch is
+    split over dp replicas; pipeline stages run one after another for one token (no overlap
+    at batch 1), so ms/token = pp × one stage's time. Fits: total ≤ the GPU's memory."""
+    rows = []
+    for tp, pp, dp in factorizations(world, shape):
+        per_replica = -(-batch // dp)
+        mem = decode_memory(shape, tp, pp, per_replica, context)
+        step = decode_time(shape, tp, hw, per_replica, context)
+        ms = step["ms_per_token"]   # the whole model's layers on tp ranks; pp stages in turn
+        rows.append({"tp": tp, "pp": pp, "dp": dp, "batch": batch, "context": context,
+                     "weights_GB": mem["weights"] / GB, "kv_cache_GB": mem["kv_cache"] / GB,
+                     "memory_GB": mem["total"] / GB, "fits": mem["total"] <= hw.memory_bytes,
+                     "ms_per_token": ms, "tokens_per_s": batch / ms * 1e3})
+    return rows
+
+
+def plan_training(seq: int = 4096, global_batch: int = 64, micro_batch: int = 1,
+                  world: int = 8, hw: Hardware = H100, shape: ModelShape = LLAMA2_70B,
+                  zero_stages=(1, 3), recomputes=("selective", "full")) -> list[dict]:
+    """Training in bf16 with mixed-precision AdamW: every factorisation × ZeRO stage ×
+    recomputation; micro-batches per replica = global_batch / (dp · micro_batch)."""
+    rows = []
+    for tp, pp, dp in factorizations(world, shape):
+        m = global_batch // (dp * micro_batch)
+        if m < 1:
+            continue
+        step = training_step_time(shape, dp, pp, tp, m, micro_batch, seq, hw)
+        for stage in zero_stages:
+            for recompute in recomputes:
+                mem = training_memory(shape, dp, pp, tp, m, micro_batch, seq, stage, recompute)
+                slow = 4 / 3 if recompute == "full" else 1.0   # one more forward (Korthikanti)
+                rows.append({"tp": tp, "pp": pp, "dp": dp, "zero": stage, "recompute": recompute,
+                             "memory_GB": mem["total"] / GB,
+                             "state_GB": (mem["total"] - mem["activations"]) / GB,
+                             "activations_GB": mem["activations"] / GB,
+                             "fits": mem["total"] <= hw.memory_bytes,
+                             "tokens_per_s_per_gpu": step["tokens_per_s_per_gpu"] / slow})
+    return rows
+
+
+def best(rows: list[dict], key: str = "tokens_per_s") -> tuple[dict | None, str]:
+    """The fitting row with the largest `key`, and a sentence saying why it wins."""
+    fitting = [r for r in rows if r["fits"]]
+    if not fitting:
+        least = min(rows, key=lambda r: r["memory_GB"]) if rows else None
+        where = (f" (the least: {least['memory_GB']:.0f} GB at tp={least['tp']} pp={least['pp']} "
+                 f"dp={least['dp']})" if least else "")
+        return None, (f"nothing fits{where}: more GPUs, fewer bytes per parameter or of state, "
+                      f"or a shorter context")
+    top = max(fitting, key=lambda r: r[key])
+    rest = sorted((r[key] for r in fitting), reverse=True)
+    margin = f", {rest[0] / rest[1]:.2f}× the next" if len(rest) > 1 and rest[1] > 0 else ""
+    others = len(rows) - len(fitting)
+    return top, (f"tp={top['tp']} pp={top['pp']} dp={top['dp']}: {top[key]:.1f} {key}"
+                 f"{margin}; {len(fitting)} of {len(rows)} fit in "
+                 f"{H100.memory_bytes / GB:.0f} GB ({others} do not)")
