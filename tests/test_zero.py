@@ -143,3 +143,21 @@ def test_sharded_optimizer_says_what_is_wrong_with_its_parameters():
         ShardedOptimizer([nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(3).double())])
     with pytest.raises(RuntimeError, match="tplab.launch"):
         ShardedOptimizer([nn.Parameter(torch.ones(3))])
+
+
+def test_zero_pictures_draw_the_papers_bars_and_each_ranks_state():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tplab.viz.zero_sp import draw_optimizer_state, draw_zero_stages
+
+    fig = draw_zero_stages(7.5e9, 64)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["120.0 GB", "31.4 GB", "16.6 GB", "1.9 GB"]
+    plt.close(fig)
+    fig = draw_optimizer_state({"ShardedOptimizer": [1420, 1420],
+                                "ZeroRedundancyOptimizer": [1116, 1736]}, 2852)
+    assert len(fig.axes[0].patches) == 4
+    plt.close(fig)
