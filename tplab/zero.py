@@ -102,6 +102,8 @@ class ShardedOptimizer(torch.optim.Optimizer):
     passed twice counts once); one dtype. `param_groups` is the inner optimizer's single group
     (set lr, weight_decay there; schedulers work); `state_dict()` is this rank's shard's state.
     A parameter without a gradient counts as a zero gradient (torch's optimizers skip it).
+    `params` is an iterable of tensors (no per-group dicts); each becomes a view of the flat
+    buffer (`p.data` re-pointed, values kept), so the all-gather writes straight into the model.
     """
 
     def __init__(self, params, optimizer_cls=torch.optim.AdamW, group=None, **kwargs):
