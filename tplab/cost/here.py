@@ -12,7 +12,8 @@ width 1024) is the shape `measure.MATMUL_SHAPE` fitted the FLOP/s on.
     PP step      tplab.pp.run_step, 1F1B, p=2, m=4: (m+p-1)(t_f+t_b) (GPipe's slots,
                  Huang et al. 2019) + 2(p-1) hops of one activation, α+Nβ each
     ZeRO-1 step  tplab.zero.ShardedOptimizer(AdamW): 6Ψ·B FLOPs + reduce-scatter and all-gather
-                 of 4Ψ bytes ((n-1)α + (n-1)/n·Nβ each) + AdamW on Ψ/n parameters
+                 of 4Ψ bytes ((n-1)α + (n-1)/n·Nβ each, gloo's own fits) + AdamW on Ψ/n
+                 parameters
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ __all__ = ["mlp", "measure_tp_decode", "measure_ddp_step", "measure_pp_step",
            "measure_zero1_step", "predict_tp_decode", "predict_ddp_step", "predict_pp_step",
            "predict_zero1_step", "WIDTH", "ROWS"]
 
-ROWS, WIDTH = MATMUL_SHAPE[0], MATMUL_SHAPE[1]
+ROWS, WIDTH = MATMUL_SHAPE[0], MATMUL_SHAPE[1]   # rows per (micro-)batch, the fitted shape
 DEPTH, MICRO = 4, 4    # DDP/ZeRO model depth; pipeline micro-batches (p = 2, two layers each)
 
 
@@ -101,22 +102,25 @@ def measure_zero1_step(steps: int = 10) -> float:
     return max(tplab.launch(_train_worker, 2, "zero1", steps, timeout=120))
 
 
-def _compute_s(fit: MachineFit, params: int) -> float:
-    return 6 * params * ROWS / fit.flops     # forward 2Ψ·B, backward 4Ψ·B (Kaplan et al. 2020)
+def _compute_s(fit: MachineFit, depth: int, input_grad: bool = False) -> float:
+    """Forward 2·B·k·n and backward 4·B·k·n per layer (Kaplan et al. 2020), less the first
+    layer's input gradient (2·B·k·n) when the batch needs none; at the fitted training rate."""
+    products = (6 * depth - (0 if input_grad else 2)) * ROWS * WIDTH * WIDTH
+    return products / fit.flops
 
 
 def predict_ddp_step(fit: MachineFit) -> float:
     psi = _params(DEPTH)
     sgd_s = 3 * 4 * psi / fit.bytes_per_s    # read p and g, write p
-    return _compute_s(fit, psi) + all_reduce_s(4 * psi, 2, fit.hardware("gloo")) + sgd_s
+    return _compute_s(fit, DEPTH) + all_reduce_s(4 * psi, 2, fit.hardware("gloo")) + sgd_s
 
 
 def predict_zero1_step(fit: MachineFit) -> float:
-    psi, (alpha, beta) = _params(DEPTH), fit.gloo
-    collectives = reduce_scatter_time(4 * psi, 2, alpha, beta) + all_gather_time(4 * psi, 2,
-                                                                                 alpha, beta)
+    psi = _params(DEPTH)
+    collectives = (reduce_scatter_time(4 * psi, 2, *fit.gloo_reduce_scatter)
+                   + all_gather_time(4 * psi, 2, *fit.gloo_all_gather))
     copy_s = 2 * 4 * psi / fit.bytes_per_s   # gradients copied into the flat buffer
-    return _compute_s(fit, psi) + collectives + copy_s + fit.adamw_s_per_param * psi / 2
+    return _compute_s(fit, DEPTH) + collectives + copy_s + fit.adamw_s_per_param * psi / 2
 
 
 # --- PP step -------------------------------------------------------------------------------
@@ -124,7 +128,7 @@ def _pp_worker(steps):
     from tplab.pp import run_step, schedule
     rank = dist.get_rank()
     stage = mlp(DEPTH // 2, seed=rank)
-    rows = ROWS // MICRO
+    rows = ROWS
     inputs = [torch.randn(rows, WIDTH) for _ in range(MICRO)] if rank == 0 else None
     targets = [torch.randn(rows, WIDTH) for _ in range(MICRO)] if rank == 1 else None
     actions = schedule("1f1b", 2, MICRO, rank)
@@ -142,7 +146,7 @@ def measure_pp_step(steps: int = 10) -> float:
 
 
 def predict_pp_step(fit: MachineFit) -> float:
-    p, rows = 2, ROWS // MICRO
-    t_f = 2 * _params(DEPTH // 2) * rows / fit.flops
-    hop = point_to_point_time(rows * WIDTH * 4, 2, *fit.gloo)
-    return (MICRO + p - 1) * 3 * t_f + 2 * (p - 1) * hop
+    p = 2
+    slot = _compute_s(fit, DEPTH // 2, input_grad=True)   # t_f + t_b of one stage, one micro
+    hop = point_to_point_time(ROWS * WIDTH * 4, 2, *fit.gloo)
+    return (MICRO + p - 1) * slot + 2 * (p - 1) * hop

@@ -4,15 +4,24 @@ Why fit rather than look up: a CPU's achievable FLOP/s and bandwidth depend on t
 threads and who else shares the cores, and gloo's α and β on the kernel's loopback. So the model
 takes, from one launch of 2 ranks doing it at the same time (as the workloads will):
 
-* matmul FLOP/s of training: a layer's three products for a [64, 1024] batch and a 1024×1024
-  weight (the workloads' shape): forward x·Wᵀ, input gradient g·W, weight gradient gᵀ·x, 6·B·k·n
-  FLOPs in all (the weight gradient's inner size is the batch, 64: slower per FLOP on a CPU);
-* memory read bandwidth: a one-token F.linear over a 72 MiB [32768, 576] weight (decoding's
-  access pattern, SmolLM2's width, too big for any cache);
+* training FLOP/s: forward and backward, through autograd, of 8 Linear(1024, 1024) + ReLU
+  blocks on a [64, 1024] batch whose input needs a gradient (the workloads' building block):
+  each block's three products (x·Wᵀ, g·W, gᵀ·x) are 6·B·k·n FLOPs; the rate includes what a
+  real step pays beside them (ReLU, bias gradient, autograd, fresh gradient buffers), and 8
+  blocks (32 MB of weights, as much of gradients) do not fit in the caches, as no real model
+  does: one block alone, cache-resident, runs ~30 % faster here;
+* memory read bandwidth: one token through 30 layers of distinct weights shaped as one TP=2
+  rank's share of SmolLM2's ([960, 576] q|k|v, [576, 384] o, [1536, 576] gate|up, [576, 768]
+  down; 157 MB fp32, far beyond the caches): decoding's access pattern, F.linear after F.linear;
 * AdamW: seconds per parameter of `torch.optim.AdamW.step` on a 1M-parameter tensor;
 * α, β of two all-reduce routes: tplab.comm's shared-memory one (what TP decoding uses) and
   torch.distributed's gloo (DDP, ZeRO, pipelines), by `tplab.comm.cost.fit_alpha_beta` on the
-  ring model over 1 KiB .. 4 MiB (Thakur, Rabenseifner & Gropp 2005).
+  ring model (Thakur, Rabenseifner & Gropp 2005), each over the sizes it carries in the
+  workloads (shm: 1 KiB .. 1 MiB, decoding's 2 KiB; gloo: 64 KiB .. 16 MiB, gradients and
+  activations): one straight line does not follow gloo from 1 KiB to 16 MiB. gloo's
+  reduce-scatter and all-gather (ZeRO's) get fits of their own over 1-16 MiB, on their ring
+  formulas: gloo does not run them as rings (its reduce-scatter took 1.7× its all-reduce
+  of the same 16 MB here), so the all-reduce's α, β do not price them.
 
 Each figure is the median of repeated calls (`tplab.timing`), the slower rank's.
 """
@@ -23,14 +32,24 @@ import dataclasses
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.distributed import distributed_c10d as _c10d
 
-from tplab.comm.cost import fit_alpha_beta, ring_all_reduce_time
+from tplab.comm.cost import (
+    all_gather_time,
+    fit_alpha_beta,
+    reduce_scatter_time,
+    ring_all_reduce_time,
+)
 from tplab.cost.machines import Hardware
 from tplab.timing import median, time_calls
 
 __all__ = ["MachineFit", "fit_this_machine", "SIZES"]
 
-SIZES = (2**10, 2**14, 2**18, 2**20, 2**22)   # all-reduce bytes fitted over
+SIZES = {"shm": (2**10, 2**13, 2**16, 2**20),           # all-reduce bytes fitted over: the
+         "gloo": (2**16, 2**18, 2**20, 2**22, 2**24)}   # range each route carries here
+SHARDED_SIZES = (2**20, 2**22, 2**24)                   # reduce-scatter input, all-gather output
+BLOCKS = 8
+STREAM = [(960, 576), (576, 384), (1536, 576), (576, 768)] * 30   # (out, in) of each weight
 MATMUL_SHAPE = (64, 1024, 1024)               # rows, in, out
 
 
@@ -41,6 +60,8 @@ class MachineFit:
     adamw_s_per_param: float
     shm: tuple[float, float]      # (α, β) of tplab.comm's shared-memory all-reduce
     gloo: tuple[float, float]     # (α, β) of torch.distributed's gloo all-reduce
+    gloo_reduce_scatter: tuple[float, float] = (0.0, 0.0)   # (α, β), reduce_scatter_time's
+    gloo_all_gather: tuple[float, float] = (0.0, 0.0)       # (α, β), all_gather_time's
 
     def hardware(self, route: str = "gloo") -> Hardware:
         """This machine as a `Hardware` row: measured rates are achieved rates (efficiency 1)."""
@@ -55,13 +76,22 @@ def _fit_worker(sizes, repeats):
     from tplab import comm
     barrier = dist.barrier
     rows, k, n = MATMUL_SHAPE
-    x, w, g = torch.randn(rows, k), torch.randn(n, k), torch.randn(rows, n)
+    block = torch.nn.Sequential(*[m for _ in range(BLOCKS)
+                                  for m in (torch.nn.Linear(k, n), torch.nn.ReLU())])
+    x = torch.randn(rows, k, requires_grad=True)
 
-    def layer_products():
-        F.linear(x, w), g @ w, g.t() @ x
-    matmul_s = median(time_calls(layer_products, repeats, warmup=2, before=barrier))
-    big, one = torch.randn(32768, 576), torch.randn(1, 576)
-    read_s = median(time_calls(lambda: F.linear(one, big), repeats, warmup=2, before=barrier))
+    def forward_backward():
+        block.zero_grad()
+        x.grad = None
+        block(x).sum().backward()
+    matmul_s = median(time_calls(forward_backward, repeats, warmup=2, before=barrier))
+    weights = [torch.randn(out, inp) for out, inp in STREAM]
+    inputs = {inp: torch.randn(1, inp) for _, inp in STREAM}
+
+    def stream():
+        for w in weights:
+            F.linear(inputs[w.shape[1]], w)
+    read_s = median(time_calls(stream, repeats, warmup=2, before=barrier))
     p = torch.nn.Parameter(torch.randn(2**20))
     p.grad = torch.randn(2**20)
     adam = torch.optim.AdamW([p], lr=1e-3)
@@ -69,10 +99,21 @@ def _fit_worker(sizes, repeats):
     routes = {}
     for route, reduce in (("shm", comm.all_reduce), ("gloo", dist.all_reduce)):
         routes[route] = []
-        for nbytes in sizes:
+        for nbytes in sizes[route]:
             t = torch.ones(nbytes // 4)
             routes[route].append(median(time_calls(lambda: reduce(t), repeats, warmup=2,
                                                    before=barrier)))
+    for name in ("reduce_scatter", "all_gather"):
+        routes[name] = []
+        for nbytes in SHARDED_SIZES:
+            whole, half = torch.ones(nbytes // 4), torch.ones(nbytes // 8)
+            if name == "reduce_scatter":
+                def call():
+                    _c10d.reduce_scatter_single(half, whole)
+            else:
+                def call():
+                    _c10d.all_gather_single(whole, half)
+            routes[name].append(median(time_calls(call, repeats, warmup=2, before=barrier)))
     return matmul_s, read_s, adam_s, routes
 
 
@@ -86,7 +127,13 @@ def fit_this_machine(repeats: int = 15, sizes=SIZES) -> MachineFit:
     rows, k, n = MATMUL_SHAPE
     fits = {}
     for route in ("shm", "gloo"):
-        times = [max(r[3][route][i] for r in results) for i in range(len(sizes))]
-        fits[route] = fit_alpha_beta(sizes, times, ring_all_reduce_time, n=2)
-    return MachineFit(flops=6 * rows * k * n / matmul_s, bytes_per_s=32768 * 576 * 4 / read_s,
-                      adamw_s_per_param=adam_s / 2**20, shm=fits["shm"], gloo=fits["gloo"])
+        times = [max(r[3][route][i] for r in results) for i in range(len(sizes[route]))]
+        fits[route] = fit_alpha_beta(sizes[route], times, ring_all_reduce_time, n=2)
+    for name, model in (("reduce_scatter", reduce_scatter_time), ("all_gather", all_gather_time)):
+        times = [max(r[3][name][i] for r in results) for i in range(len(SHARDED_SIZES))]
+        fits[name] = fit_alpha_beta(SHARDED_SIZES, times, model, n=2)
+    return MachineFit(flops=6 * BLOCKS * rows * k * n / matmul_s,
+                      bytes_per_s=sum(o * i for o, i in STREAM) * 4 / read_s,
+                      adamw_s_per_param=adam_s / 2**20, shm=fits["shm"], gloo=fits["gloo"],
+                      gloo_reduce_scatter=fits["reduce_scatter"],
+                      gloo_all_gather=fits["all_gather"])
