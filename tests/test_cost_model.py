@@ -137,8 +137,8 @@ def test_this_machine_predictions_are_the_formulas():
     hw = fit.hardware("gloo")
     assert isinstance(hw, Hardware) and hw.flops_efficiency == 1 and hw.decode_efficiency == 1
     psi = here._params(here.DEPTH)
-    ddp = 6 * psi * here.ROWS / 5e10 + ring_all_reduce_time(4 * psi, 2, 1e-4, 5e-10) \
-        + 12 * psi / 1e10
+    products = (6 * here.DEPTH - 2) * here.ROWS * here.WIDTH ** 2   # no input gradient
+    ddp = products / 5e10 + ring_all_reduce_time(4 * psi, 2, 1e-4, 5e-10) + 12 * psi / 1e10
     assert here.predict_ddp_step(fit) == pytest.approx(ddp)
     decode = here.predict_tp_decode(fit)
     assert math.isfinite(decode) and decode > SMOLLM2_135M.params() * 4 / 2 / 1e10
