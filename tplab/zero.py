@@ -22,10 +22,10 @@ ignores parameter boundaries, which is right for element-wise optimizers (SGD, A
 need a reduction over the ranks first). `torch.distributed.optim.ZeroRedundancyOptimizer`
 shards whole parameters instead: any optimizer works, but the shards are uneven.
 
-Collectives: `torch.distributed.reduce_scatter_single` and `all_gather_single` (gloo has both in
-torch 2.13; the `_tensor` names are their deprecated aliases), reported to `tplab.comm.hooks` as
-"reduce_scatter" and "all_gather" with the bytes of the tensor handed in (the whole padded
-gradient; one slice): a tracer counts them.
+Collectives: `tplab.comm.reduce_scatter` and `tplab.comm.all_gather_into` (torch.distributed's
+`reduce_scatter_single` / `all_gather_single`, which gloo has in torch 2.13), reported to
+`tplab.comm.hooks` as "reduce_scatter" and "all_gather" with the bytes of the tensor handed in
+(the whole padded gradient; one slice): a tracer counts them.
 
 Beyond stage 1 (not built here): stage 2 also frees the gradient outside the rank's slice as soon
 as it is reduce-scattered (DeepSpeed does it bucket by bucket during backward); stage 3 shards
@@ -41,9 +41,8 @@ import math
 
 import torch
 import torch.distributed as dist
-from torch.distributed import distributed_c10d as _c10d
 
-from tplab.comm import hooks
+from tplab import comm
 
 __all__ = ["ShardedOptimizer", "optimizer_state_bytes", "zero_memory_bytes"]
 
@@ -76,20 +75,6 @@ def zero_memory_bytes(psi: float, n: int, stage: int, k: float = 12, bytes_param
     if stage >= 3:
         params /= n
     return params + grads + optim
-
-
-def _reduce_scatter(output: torch.Tensor, flat: torch.Tensor, group) -> None:
-    """output = my slice of the sum of every rank's `flat` (reported to tplab.comm.hooks)."""
-    call = hooks.begin("reduce_scatter", flat.numel() * flat.element_size(), "torch", group)
-    _c10d.reduce_scatter_single(output, flat, group=group)
-    hooks.end(call)
-
-
-def _all_gather(flat: torch.Tensor, mine: torch.Tensor, group) -> None:
-    """flat = every rank's `mine`, in rank order (in place when mine is my slice of flat)."""
-    call = hooks.begin("all_gather", mine.numel() * mine.element_size(), "torch", group)
-    _c10d.all_gather_single(flat, mine, group=group)
-    hooks.end(call)
 
 
 class ShardedOptimizer(torch.optim.Optimizer):
@@ -151,10 +136,10 @@ class ShardedOptimizer(torch.optim.Optimizer):
             piece = self.flat_grad[offset: offset + p.numel()]
             piece.copy_(p.grad.reshape(-1)) if p.grad is not None else piece.zero_()
             offset += p.numel()
-        _reduce_scatter(self.shard.grad, self.flat_grad, self.group)   # my slice, summed
+        comm.reduce_scatter(self.shard.grad, self.flat_grad, self.group)  # my slice, summed
         self.shard.grad.div_(self.world)                               # ... averaged
         self.optim.step()                                              # on my slice only
-        _all_gather(self.flat, self.shard.detach(), self.group)        # every slice, everywhere
+        comm.all_gather_into(self.flat, self.shard.detach(), self.group)  # every slice, everywhere
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:

@@ -5,6 +5,8 @@
   (`async_op=True`, as `DataParallel` does).
 - `wait()`: wait for such a background all-reduce (see its docstring for why it is here).
 - `all_gather()`: concatenate uneven shards along a dimension.
+- `reduce_scatter()` / `all_gather_into()`: the two halves of an all-reduce on one flat tensor
+  (ZeRO's gradient slices and parameter gather, sequence parallelism's around the norms).
 - `ring_all_reduce()`: all-reduce built from send/recv (lesson 01 builds it step by step).
 - `use_torch_route()`: make a group's all-reduces take torch.distributed's route (to compare).
 - `hooks`: the one instrumentation point: subscribe to be told when each collective starts and
@@ -23,12 +25,14 @@ from tplab.comm.ring import ring_all_reduce
 from tplab.comm.timing import AllReduceClock
 from tplab.comm.tracing import Trace, trace
 
-__all__ = ["all_reduce", "wait", "all_gather", "ring_all_reduce", "use_torch_route", "hooks",
+__all__ = ["all_reduce", "wait", "all_gather", "reduce_scatter", "all_gather_into",
+           "ring_all_reduce", "use_torch_route", "hooks",
            "trace", "Trace", "AllReduceClock"]
 
 # torch's own functions, not the names in torch.distributed, which hooks wraps for the calls
 # learners make: a tplab collective reports itself, once
 _torch_all_reduce, _torch_all_gather = _c10d.all_reduce, _c10d.all_gather
+_torch_reduce_scatter, _torch_all_gather_into = _c10d.reduce_scatter_single, _c10d.all_gather_single
 _listening = hooks.subscribers  # the same list: its truth is "somebody subscribed"
 
 _routes: dict = {}  # group -> "single", "torch" or its ShmChannel; decided once per group
@@ -109,6 +113,33 @@ def all_gather(tensor: torch.Tensor, sizes: list[int], dim: int = -1, group=None
     if call is not None:
         hooks.end(call)
     return torch.cat([p[:size] for p, size in zip(pieces, sizes)]).movedim(0, dim)
+
+
+def reduce_scatter(output: torch.Tensor, input: torch.Tensor, group=None) -> torch.Tensor:
+    """output = this rank's 1/n slice (along dim 0) of the sum of every rank's `input`.
+
+    Reported to `hooks` as "reduce_scatter" with the bytes of the whole `input` handed in;
+    returns `output`. Half of a ring all-reduce: (n-1)/n of `input` leaves each rank."""
+    call = hooks.begin("reduce_scatter", _nbytes(input), "torch", group) if _listening else None
+    with torch.no_grad():
+        _torch_reduce_scatter(output, input, group=group)
+    if call is not None:
+        hooks.end(call)
+    return output
+
+
+def all_gather_into(output: torch.Tensor, input: torch.Tensor, group=None) -> torch.Tensor:
+    """output = every rank's `input` concatenated along dim 0, in rank order (in place when
+    `input` is this rank's slice of `output`).
+
+    Reported to `hooks` as "all_gather" with the bytes of this rank's `input`; returns
+    `output`. The other half of a ring all-reduce: (n-1) times `input` leaves each rank."""
+    call = hooks.begin("all_gather", _nbytes(input), "torch", group) if _listening else None
+    with torch.no_grad():
+        _torch_all_gather_into(output, input, group=group)
+    if call is not None:
+        hooks.end(call)
+    return output
 
 
 def _nbytes(tensor: torch.Tensor) -> int:

@@ -56,6 +56,7 @@ DIRECT = {
     "send": "tensor", "recv": "tensor", "isend": "tensor", "irecv": "tensor",
     "all_gather": "tensor", "all_gather_into_tensor": "input_tensor",
     "reduce_scatter": "input_list", "reduce_scatter_tensor": "input",
+    "reduce_scatter_single": "input", "all_gather_single": "input_tensor",
     "all_to_all": "input_tensor_list", "all_to_all_single": "input",
     "gather": "tensor", "scatter": "tensor",
     "barrier": None, "all_gather_object": None, "broadcast_object_list": None,

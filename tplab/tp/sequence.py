@@ -31,10 +31,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.distributed import distributed_c10d as _c10d
 
 from tplab import comm
-from tplab.comm import hooks
 from tplab.layers import Attention, SwiGLU
 from tplab.layers.attention import attend
 from tplab.layers.block import Block, RMSNorm
@@ -76,9 +74,7 @@ def _reduce_scatter(x: torch.Tensor, group) -> torch.Tensor:
         return x
     rows = x.movedim(SEQ, 0).contiguous()       # the collective splits dim 0
     mine = rows.new_empty((rows.shape[0] // t, *rows.shape[1:]))
-    call = hooks.begin("reduce_scatter", rows.numel() * rows.element_size(), "torch", group)
-    _c10d.reduce_scatter_single(mine, rows, group=group)
-    hooks.end(call)
+    comm.reduce_scatter(mine, rows, group)
     return mine.movedim(0, SEQ).contiguous()
 
 
