@@ -11,9 +11,12 @@ NeMo Llama-2-70B training, from datasheet peaks and two cited efficiencies. Here
 step and a ZeRO-1 step on 2 ranks, predicted from this machine's rates fitted in the same run
 (`tplab.cost.measure`), written first as a {"fit": ...} line.
 
-Method: fit first, then each workload once (one launch each, medians of repeated steps, the
-slower rank). The 1-minute load average at start and end goes into the file: on a shared
-2-core machine every other process slows the measurements, not the predictions.
+Method: rounds (3; --quick 2) of: fit, then each workload (one launch each, the median of
+repeated steps, the slower rank). Each prediction uses the median fit over the rounds, each
+measurement the median over the rounds, so load that drifts between a fit and a run weighs
+less. The 1-minute load average at start and end goes into the file: on a shared 2-core machine
+other processes slow the synchronised workloads (62 waits per decoded token) far more than the
+fit's separate loops, so the ratios fall as the load rises.
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ from pathlib import Path
 import torch
 
 from tplab.cost import here
-from tplab.cost.measure import fit_this_machine
+from tplab.cost.measure import fit_this_machine, median_fit
 from tplab.cost.validate import published_cases, row
+from tplab.timing import median
 
 RESULTS = Path(__file__).parent / "results" / "cost_model.json"
 HERE = [  # (case, measure, predict, what the fitted rates are)
@@ -55,17 +59,22 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     start, load = datetime.now(timezone.utc), os.getloadavg()[0]
-    repeats = 8 if args.quick else 15
-    fit = fit_this_machine(repeats=repeats)
-    fit_row = {"fit": dataclasses.asdict(fit)}
-    print(json.dumps(fit_row), flush=True)
+    repeats, rounds = (8, 2) if args.quick else (12, 3)
     results = []
     for case in published_cases():
         print(json.dumps(case), flush=True)
         results.append(case)
-    for case, measure, predict, how in HERE:
-        measured = measure(repeats)
-        result = row(case, predict(fit), measured, f"measured in this run: {how}")
+    fits, measured = [], {case: [] for case, *_ in HERE}
+    for _ in range(rounds):
+        fits.append(fit_this_machine(repeats=repeats))
+        for case, measure, _, _ in HERE:
+            measured[case].append(measure(repeats))
+    fit = median_fit(fits)
+    fit_row = {"fit": dataclasses.asdict(fit)}
+    print(json.dumps(fit_row), flush=True)
+    for case, _, predict, how in HERE:
+        result = row(case, predict(fit), median(measured[case]),
+                     f"measured in this run (median of {rounds} rounds): {how}")
         print(json.dumps(result), flush=True)
         results.append(result)
     stamp = "%Y-%m-%dT%H:%M:%SZ"

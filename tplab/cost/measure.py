@@ -43,7 +43,7 @@ from tplab.comm.cost import (
 from tplab.cost.machines import Hardware
 from tplab.timing import median, time_calls
 
-__all__ = ["MachineFit", "fit_this_machine", "SIZES"]
+__all__ = ["MachineFit", "fit_this_machine", "median_fit", "SIZES"]
 
 SIZES = {"shm": (2**10, 2**13, 2**16, 2**20),           # all-reduce bytes fitted over: the
          "gloo": (2**16, 2**18, 2**20, 2**22, 2**24)}   # range each route carries here
@@ -137,3 +137,14 @@ def fit_this_machine(repeats: int = 15, sizes=SIZES) -> MachineFit:
                       adamw_s_per_param=adam_s / 2**20, shm=fits["shm"], gloo=fits["gloo"],
                       gloo_reduce_scatter=fits["reduce_scatter"],
                       gloo_all_gather=fits["all_gather"])
+
+
+def median_fit(fits: list[MachineFit]) -> MachineFit:
+    """Field by field (α and β apart), the median of several fits: on a shared machine the
+    load drifts, so the bench fits once per round, between the workloads' runs."""
+    merged = {}
+    for field in dataclasses.fields(MachineFit):
+        values = [getattr(f, field.name) for f in fits]
+        merged[field.name] = (tuple(median(v) for v in zip(*values))
+                              if isinstance(values[0], tuple) else median(values))
+    return MachineFit(**merged)
