@@ -2,8 +2,6 @@
 The cases measured on this machine run in bench/cost_model.py and lesson 07, not here."""
 from __future__ import annotations
 
-import math
-
 import matplotlib
 import pytest
 
@@ -138,10 +136,11 @@ def test_this_machine_predictions_are_the_formulas():
     assert isinstance(hw, Hardware) and hw.flops_efficiency == 1 and hw.decode_efficiency == 1
     psi = here._params(here.DEPTH)
     products = (6 * here.DEPTH - 2) * here.ROWS * here.WIDTH ** 2   # no input gradient
-    ddp = products / 5e10 + ring_all_reduce_time(4 * psi, 2, 1e-4, 5e-10) + 12 * psi / 1e10
+    ddp = products / 5e10 + ring_all_reduce_time(4 * psi, 2, 1e-4, 5e-10) + 36 * psi / 1e10
     assert here.predict_ddp_step(fit) == pytest.approx(ddp)
-    decode = here.predict_tp_decode(fit)
-    assert math.isfinite(decode) and decode > SMOLLM2_135M.params() * 4 / 2 / 1e10
+    roofline = decode_time(SMOLLM2_135M, 2, fit.hardware("shm"), context=20, bytes_per=4,
+                           extra_all_reduces=2)["total_s"]
+    assert roofline > SMOLLM2_135M.params() * 4 / 2 / 1e10     # at least half the weights read
 
 
 def test_pictures_are_one_call():

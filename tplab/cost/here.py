@@ -8,7 +8,8 @@ width 1024) is the shape `measure.MATMUL_SHAPE` fitted the FLOP/s on.
 
     TP=2 decode  SmolLM2-135M, tplab.models.load_llama_tp: `time.decode_time`, fp32 weights
     DDP step     tplab.dp.DataParallel (25 MB buckets, gloo): 6Ψ·B FLOPs + ring all-reduce of
-                 4Ψ bytes (not overlapped: the 2 cores that compute also move the bytes) + SGD
+                 4Ψ bytes (not overlapped: the 2 cores that compute also move the bytes) + the
+                 bucket's copies (in, averaged, out) + SGD
     PP step      tplab.pp.run_step, 1F1B, p=2, m=4: (m+p-1)(t_f+t_b) (GPipe's slots,
                  Huang et al. 2019) + 2(p-1) hops of one activation, α+Nβ each
     ZeRO-1 step  tplab.zero.ShardedOptimizer(AdamW): 6Ψ·B FLOPs + reduce-scatter and all-gather
@@ -16,6 +17,8 @@ width 1024) is the shape `measure.MATMUL_SHAPE` fitted the FLOP/s on.
                  parameters
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.distributed as dist
@@ -64,11 +67,35 @@ def measure_tp_decode(tokens: int = 16) -> float:
     return max(tplab.launch(_decode_worker, 2, tokens, timeout=300))
 
 
+@functools.lru_cache(maxsize=1)
+def decode_ops_per_token() -> int:
+    """How many aten operators one decoded token of SmolLM2 runs (tplab's dense model, counted
+    by a TorchDispatchMode, not timed): a TP rank runs the same ones on smaller shapes."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from tplab.models.loading import load_llama
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+    model = load_llama()
+    cache = model.new_cache(1, 8)
+    model(torch.tensor([[1, 504, 3458]]), cache)
+    with Count():
+        model(torch.tensor([[314]]), cache)
+    return Count.calls
+
+
 def predict_tp_decode(fit: MachineFit, context: int = 20) -> float:
     """SmolLM2 on 2 ranks, fp32, tied head split by vocabulary; 2 all-reduces per layer on the
-    shared-memory route plus the arg-max's 2 (`TokenPicker`)."""
-    return decode_time(SMOLLM2_135M, 2, fit.hardware("shm"), context=context, bytes_per=4,
-                       extra_all_reduces=2)["total_s"]
+    shared-memory route plus the arg-max's 2 (`TokenPicker`); plus one small operator's
+    dispatch time per operator the token runs (`decode_ops_per_token`)."""
+    roofline = decode_time(SMOLLM2_135M, 2, fit.hardware("shm"), context=context, bytes_per=4,
+                           extra_all_reduces=2)["total_s"]
+    return roofline + decode_ops_per_token() * fit.op_s
 
 
 # --- DDP and ZeRO-1 steps ------------------------------------------------------------------
@@ -112,7 +139,9 @@ def _compute_s(fit: MachineFit, depth: int, input_grad: bool = False) -> float:
 def predict_ddp_step(fit: MachineFit) -> float:
     psi = _params(DEPTH)
     sgd_s = 3 * 4 * psi / fit.bytes_per_s    # read p and g, write p
-    return _compute_s(fit, DEPTH) + all_reduce_s(4 * psi, 2, fit.hardware("gloo")) + sgd_s
+    bucket_s = 6 * 4 * psi / fit.bytes_per_s  # into the flat bucket, averaged, back: 3 r+w passes
+    reduce_s = all_reduce_s(4 * psi, 2, fit.hardware("gloo"))
+    return _compute_s(fit, DEPTH) + reduce_s + bucket_s + sgd_s
 
 
 def predict_zero1_step(fit: MachineFit) -> float:

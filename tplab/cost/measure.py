@@ -11,8 +11,11 @@ takes, from one launch of 2 ranks doing it at the same time (as the workloads wi
   blocks (32 MB of weights, as much of gradients) do not fit in the caches, as no real model
   does: one block alone, cache-resident, runs ~30 % faster here;
 * memory read bandwidth: one token through 30 layers of distinct weights shaped as one TP=2
-  rank's share of SmolLM2's ([960, 576] q|k|v, [576, 384] o, [1536, 576] gate|up, [576, 768]
-  down; 157 MB fp32, far beyond the caches): decoding's access pattern, F.linear after F.linear;
+  rank's share of SmolLM2's ([640, 576] q|k|v, [576, 384] o, [1536, 576] gate|up, [576, 768]
+  down; 232 MB fp32, far beyond the caches): decoding's access pattern, F.linear after F.linear;
+* one small operator: seconds per call of a tiny op (an add of two [1, 576] rows), dispatch
+  through torch's Python layer: the CPU's counterpart of a GPU kernel's launch latency, which
+  decoding pays once per operator per token whatever the operator's size;
 * AdamW: seconds per parameter of `torch.optim.AdamW.step` on a 1M-parameter tensor;
 * α, β of two all-reduce routes: tplab.comm's shared-memory one (what TP decoding uses) and
   torch.distributed's gloo (DDP, ZeRO, pipelines), by `tplab.comm.cost.fit_alpha_beta` on the
@@ -49,7 +52,7 @@ SIZES = {"shm": (2**10, 2**13, 2**16, 2**20),           # all-reduce bytes fitte
          "gloo": (2**16, 2**18, 2**20, 2**22, 2**24)}   # range each route carries here
 SHARDED_SIZES = (2**20, 2**22, 2**24)                   # reduce-scatter input, all-gather output
 BLOCKS = 8
-STREAM = [(960, 576), (576, 384), (1536, 576), (576, 768)] * 30   # (out, in) of each weight
+STREAM = [(640, 576), (576, 384), (1536, 576), (576, 768)] * 30   # (out, in) of each weight
 MATMUL_SHAPE = (64, 1024, 1024)               # rows, in, out
 
 
@@ -60,6 +63,7 @@ class MachineFit:
     adamw_s_per_param: float
     shm: tuple[float, float]      # (α, β) of tplab.comm's shared-memory all-reduce
     gloo: tuple[float, float]     # (α, β) of torch.distributed's gloo all-reduce
+    op_s: float = 0.0             # seconds per small operator (dispatch overhead)
     gloo_reduce_scatter: tuple[float, float] = (0.0, 0.0)   # (α, β), reduce_scatter_time's
     gloo_all_gather: tuple[float, float] = (0.0, 0.0)       # (α, β), all_gather_time's
 
@@ -92,6 +96,12 @@ def _fit_worker(sizes, repeats):
         for w in weights:
             F.linear(inputs[w.shape[1]], w)
     read_s = median(time_calls(stream, repeats, warmup=2, before=barrier))
+    a, b = torch.randn(1, 576), torch.randn(1, 576)
+
+    def hundred_ops():
+        for _ in range(100):
+            torch.add(a, b)
+    op_s = median(time_calls(hundred_ops, repeats, warmup=2, before=barrier)) / 100
     p = torch.nn.Parameter(torch.randn(2**20))
     p.grad = torch.randn(2**20)
     adam = torch.optim.AdamW([p], lr=1e-3)
@@ -114,7 +124,7 @@ def _fit_worker(sizes, repeats):
                 def call():
                     _c10d.all_gather_single(whole, half)
             routes[name].append(median(time_calls(call, repeats, warmup=2, before=barrier)))
-    return matmul_s, read_s, adam_s, routes
+    return matmul_s, read_s, adam_s, routes, op_s
 
 
 def fit_this_machine(repeats: int = 15, sizes=SIZES) -> MachineFit:
@@ -135,6 +145,7 @@ def fit_this_machine(repeats: int = 15, sizes=SIZES) -> MachineFit:
     return MachineFit(flops=6 * BLOCKS * rows * k * n / matmul_s,
                       bytes_per_s=sum(o * i for o, i in STREAM) * 4 / read_s,
                       adamw_s_per_param=adam_s / 2**20, shm=fits["shm"], gloo=fits["gloo"],
+                      op_s=max(r[4] for r in results),
                       gloo_reduce_scatter=fits["reduce_scatter"],
                       gloo_all_gather=fits["all_gather"])
 
