@@ -264,10 +264,29 @@ def test_a_stuck_worker_is_named_at_the_deadline(tmp_path):
     assert gone(engine.pids())
 
 
+class SlowLoad(PidEngine):
+    def load(self):
+        super().load()
+        time.sleep(1000)  # loading_here
+
+
+def test_loading_has_its_own_deadline_and_names_who_is_still_loading(tmp_path):
+    engine = SlowLoad(tmp_path)
+    start = time.monotonic()
+    with pytest.raises(ServeError, match=r"did not load within 1 s \(load_timeout\)") as info:
+        serve(requests_of([1, 1]), engine, 2, timeout=60, load_timeout=1)
+    assert time.monotonic() - start < 1 + 6, "the load deadline was not kept"
+    assert info.value.stuck == [(0, None), (1, None)] and info.value.unserved == [0, 1]
+    assert "worker 0 is still loading its replica" in str(info.value)
+    assert "in load" in str(info.value), "the stack of where it was loading"
+    assert gone(engine.pids())
+
+
 def test_bad_arguments():
     requests = requests_of([1, 1])
     for kwargs, message in [({"policy": "random"}, "policy"), ({"order": "lifo"}, "order"),
                             ({"workers": 0}, "workers"), ({"timeout": 0}, "timeout"),
+                            ({"load_timeout": -1}, "load_timeout"),
                             ({"arrivals": [0.0]}, "arrivals")]:
         with pytest.raises(ValueError, match=message):
             serve(requests, SleepEngine(TICK), **kwargs)

@@ -12,10 +12,11 @@ Failure, as `tplab.launch` handles it for ranks (and with the same `tplab.ranks.
 worker that dies mid-request (killed, a segfault) has its request handed to another worker; a
 result that reached the parent is never served again. An exception in `engine.run` or
 `engine.load` ends the run with `ServeError` naming the worker, the request and the remote
-traceback. One deadline (`timeout`, loading included): the workers still busy are named with
-their request and their Python stack. Every worker process is gone when `serve` returns or
-raises. Workers are forked where that is safe (one thread, Linux), else started from a clean
-fork server, exactly as `tplab.ranks.start` decides for ranks.
+traceback. Two deadlines: `load_timeout` seconds (default `timeout`) for every replica to load,
+then `timeout` seconds from t0 to serve; past either, the workers still busy are named with
+their request (or "still loading") and their Python stack. Every worker process is gone when
+`serve` returns or raises. Workers are forked where that is safe (one thread, Linux), else
+started from a clean fork server, exactly as `tplab.ranks.start` decides for ranks.
 """
 from __future__ import annotations
 
@@ -32,19 +33,29 @@ from tplab.ranks import child, lifecycle, output
 from tplab.ranks import start as rank_start
 from tplab.ranks.errors import Failure
 from tplab.serve.records import Report
-from tplab.serve.scheduling import ORDERS, POLICIES, Scheduler, ServeError, static_shares, validate
+from tplab.serve.scheduling import (
+    ORDERS,
+    POLICIES,
+    Scheduler,
+    ServeError,
+    deadline_missed,
+    static_shares,
+    validate,
+)
 
 __all__ = ["serve", "ServeError", "POLICIES", "ORDERS", "static_shares"]
 
 
 def serve(requests, engine, workers: int = 2, policy: str = "dynamic", order: str = "fifo",
-          timeout: float = 120.0, arrivals=None) -> Report:
+          timeout: float = 120.0, arrivals=None, load_timeout: float | None = None) -> Report:
     """Serve `requests` on `workers` processes, each running its own `engine` (see
     `tplab.serve.scheduling` for policies and order, this module's docstring for arrivals and
     failures); a Report with one Record per request."""
     requests = list(requests)
-    validate(requests, engine, workers, policy, order, timeout, arrivals)
-    return _Pool(requests, engine, workers, policy, order, float(timeout), arrivals).run()
+    validate(requests, engine, workers, policy, order, timeout, arrivals, load_timeout)
+    pool = _Pool(requests, engine, workers, policy, order, float(timeout), arrivals)
+    pool.load_timeout = float(load_timeout or timeout)
+    return pool.run()
 
 
 def _worker(index, conn, engine, tmp, parent_pid, threads, by_value):
@@ -91,7 +102,7 @@ class _Pool(Scheduler):
 
     def __init__(self, requests, engine, workers, policy, order, timeout, arrivals):
         super().__init__(requests, workers, policy, order, arrivals)
-        self.engine, self.timeout = engine, timeout
+        self.engine, self.timeout, self.load_timeout = engine, timeout, timeout
         self.procs, self.conns = [], []
 
     def run(self) -> Report:
@@ -100,8 +111,9 @@ class _Pool(Scheduler):
         self.tmp = tempfile.mkdtemp(prefix="tplab-serve-")
         try:
             self._start(method, threads)
-            self.deadline = time.monotonic() + self.timeout
+            self.deadline = time.monotonic() + self.load_timeout
             self._wait_loaded()
+            self.deadline = time.monotonic() + self.timeout
             self._serve()
         finally:  # KeyboardInterrupt included: no worker outlives the run
             self._stop(method)
@@ -217,7 +229,7 @@ class _Pool(Scheduler):
         if not parts:  # nobody busy: the rest had not arrived, or their workers were gone
             parts = [f"no worker was busy; requests {unserved} were still waiting to arrive "
                      f"(arrivals after the deadline?)"]
-        raise ServeError(f"serving did not finish within its {self.timeout:g} s deadline: "
+        raise ServeError(deadline_missed(self.timeout, self.load_timeout, pairs)
                          + "\n".join(parts), stuck=pairs, unserved=unserved,
                          worker=pairs[0][0] if pairs else None,
                          request=pairs[0][1] if pairs else None)
@@ -236,3 +248,4 @@ class _Pool(Scheduler):
         lifecycle.kill_all(self.procs, forked=method == "fork")
         for conn in self.conns:
             conn.close()
+

@@ -28,8 +28,9 @@ Failures, as in `serve` (`ServeError`, with `worker`, `request`, `traceback`, `s
   the error says which died on which request and which requests have no result;
 * an exception in `engine.load` or `engine.run`: the worker index, the request id and the
   replica's traceback;
-* one deadline, `timeout` seconds, for loading and serving: past it, the error names every
-  replica still busy and its request (Ray gives no Python stack from outside);
+* two deadlines, as in `serve`: `load_timeout` seconds (default `timeout`) for the replicas to
+  load, then `timeout` to serve; past either, the error names every replica still busy and its
+  request (Ray gives no Python stack from outside);
 * whatever happens, every actor this call created is killed, and its process (on this
   machine) has exited, before `serve_ray` returns or raises.
 
@@ -76,7 +77,7 @@ from collections.abc import Iterator, Sequence
 
 from tplab.ranks import child
 from tplab.serve.records import Report
-from tplab.serve.scheduling import Scheduler, ServeError, validate
+from tplab.serve.scheduling import Scheduler, ServeError, deadline_missed, validate
 
 __all__ = ["serve_ray", "local_ray", "ray_temp_dir"]
 
@@ -153,7 +154,8 @@ class _Replica:
 
 def serve_ray(requests: Sequence, engine, workers: int = 2, policy: str = "dynamic",
               order: str = "fifo", timeout: float = 120.0,
-              arrivals: Sequence[float] | None = None) -> Report:
+              arrivals: Sequence[float] | None = None,
+              load_timeout: float | None = None) -> Report:
     """Serve `requests` on `workers` Ray actors, each one replica of `engine`; a `Report`.
 
     Same arguments, rules, records and `ServeError`s as `tplab.serve.serve` (see the module
@@ -161,10 +163,11 @@ def serve_ray(requests: Sequence, engine, workers: int = 2, policy: str = "dynam
     and shut down after it, unless this process already has Ray initialised (a cluster: then
     it is used and left running)."""
     requests = list(requests)
-    validate(requests, engine, workers, policy, order, timeout, arrivals)
+    validate(requests, engine, workers, policy, order, timeout, arrivals, load_timeout)
     import ray
 
     pool = _RayPool(requests, engine, workers, policy, order, float(timeout), arrivals)
+    pool.load_timeout = float(load_timeout or timeout)
     ray_here = contextlib.nullcontext() if ray.is_initialized() else local_ray(workers)
     with ray_here:
         return pool.run_on(ray)
@@ -181,7 +184,7 @@ class _RayPool(Scheduler):
 
     def run_on(self, ray) -> Report:
         self.ray, self.in_flight = ray, {}  # Ray reference -> (worker, handed out at)
-        self.deadline = time.monotonic() + self.timeout  # loading included, as in serve
+        self.deadline = time.monotonic() + self.load_timeout  # loading, as in serve
         # by value (cloudpickle), as tplab.launch sends a job: an engine class defined in a
         # notebook or a test module need not be importable in Ray's worker processes
         blob = child.dumps_by_value(self.engine)
@@ -190,6 +193,7 @@ class _RayPool(Scheduler):
         self.where = [actor.where.remote() for actor in self.actors]
         try:
             self._wait_loaded()
+            self.deadline = time.monotonic() + self.timeout
             self._serve()
         finally:
             _kill(ray, self.actors, self.where)
@@ -250,7 +254,7 @@ class _RayPool(Scheduler):
         unserved = self.unserved()
         cpus = self.ray.cluster_resources().get("CPU", 0)
         parts = parts or [f"no worker busy; requests {unserved} were still waiting"]
-        raise ServeError(f"serving did not finish within its {self.timeout:g} s deadline: "
+        raise ServeError(deadline_missed(self.timeout, self.load_timeout, pairs)
                          + "; ".join(parts) + f" (Ray has {cpus:g} CPUs for {self.n} workers "
                          f"of one CPU each)", stuck=pairs,
                          unserved=unserved, worker=pairs[0][0] if pairs else None,

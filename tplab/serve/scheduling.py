@@ -24,7 +24,8 @@ from collections import deque
 
 from tplab.serve.records import Record, Report
 
-__all__ = ["Scheduler", "ServeError", "POLICIES", "ORDERS", "static_shares", "validate"]
+__all__ = ["Scheduler", "ServeError", "POLICIES", "ORDERS", "static_shares", "validate",
+           "deadline_missed"]
 
 POLICIES = ("contiguous", "round-robin", "dynamic")
 ORDERS = ("fifo", "sjf")
@@ -52,7 +53,8 @@ def static_shares(n: int, workers: int, policy: str) -> list[list[int]]:
     raise ValueError(f"{policy!r} is not a static policy; those are 'contiguous', 'round-robin'")
 
 
-def validate(requests, engine, workers, policy, order, timeout, arrivals) -> None:
+def validate(requests, engine, workers, policy, order, timeout, arrivals,
+             load_timeout=None) -> None:
     """Refuse a run that cannot be served as asked, saying what to change."""
     if not requests:
         raise ValueError("no requests to serve")
@@ -67,11 +69,22 @@ def validate(requests, engine, workers, policy, order, timeout, arrivals) -> Non
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if load_timeout is not None and not load_timeout > 0:
+        raise ValueError(f"load_timeout must be a positive number of seconds (or None: the same "
+                         f"as timeout), got {load_timeout!r}")
     if not (callable(getattr(engine, "load", None)) and callable(getattr(engine, "run", None))):
         raise TypeError(f"engine must have load() and run(request), got {type(engine).__name__}")
     if arrivals is not None and (len(arrivals) != len(requests) or min(arrivals) < 0):
         raise ValueError(f"arrivals must give one time >= 0 per request ({len(requests)}), "
                          f"got {len(arrivals)}")
+
+
+def deadline_missed(timeout: float, load_timeout: float, stuck) -> str:
+    """The first words of a deadline's error: loading or serving, and which limit (`stuck`:
+    [(worker, request id, or None while loading)])."""
+    if stuck and all(rid is None for _, rid in stuck):
+        return f"the replicas did not load within {load_timeout:g} s (load_timeout): "
+    return f"serving did not finish within its {timeout:g} s deadline: "
 
 
 class Scheduler:
