@@ -15,12 +15,21 @@
                         activations in flight
     serving.py          lesson 06: requests per worker, latency CDFs, the workload, batch steps
     serving_checks.py   exercises 06: the learner's schedules and batches
+    mesh.py             lesson 07: ranks on a dp×pp×tp grid, the groups of one dimension
+    grid3d.py           lesson 07: bytes per rank and group in a 3D step, measured vs formula
+    zero_sp.py          lesson 07: ZeRO's model state per stage, optimizer state per rank
+    cost.py             lesson 07: memory per configuration, the cost model vs measured/published
+    grid_checks.py      exercise 07.3: decode layouts' tokens/s against time per token, the choice
 """
 from tplab.viz import (
     collectives,
+    cost,
     data_parallel,
     decode,
     decode_batch,
+    grid3d,
+    grid_checks,
+    mesh,
     pipeline,
     ranks,
     scale,
@@ -30,8 +39,9 @@ from tplab.viz import (
     tp_memory,
     tp_order,
     tp_timeline,
+    zero_sp,
 )
 
-__all__ = ["collectives", "data_parallel", "decode", "decode_batch", "pipeline", "ranks", "scale",
-           "serving", "serving_checks", "tensor_parallel", "tp_memory", "tp_order",
-           "tp_timeline"]
+__all__ = ["collectives", "cost", "data_parallel", "decode", "decode_batch", "grid3d",
+           "grid_checks", "mesh", "pipeline", "ranks", "scale", "serving", "serving_checks",
+           "tensor_parallel", "tp_memory", "tp_order", "tp_timeline", "zero_sp"]
