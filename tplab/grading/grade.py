@@ -16,7 +16,10 @@ Grading happens in four steps, each in its own small function:
    the check started with `tplab.launch`), "error" when the learner's code
    raised, "not attempted" for an untouched stub, "timeout".
 
-The learner's file is only read, never written.
+The learner's file is only read, never written. Several notebooks are graded
+several at once (`--jobs`, default one per core), each in its own worker, and
+`--csv FILE` writes a teacher's gradebook, one row per notebook
+(`tplab.grading.gradebook`).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from tplab.grading.cells import (
     is_stub_error,
     read_notebook,
 )
+from tplab.grading.gradebook import grade_many, write_gradebook
 from tplab.grading.report import clean, error_message, format_table, rank_assertion
 from tplab.grading.restore import restore_checks
 
@@ -275,6 +279,12 @@ def add_arguments(parser) -> None:
                         help="notebook(s) to grade")
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write the results to FILE as JSON")
+    parser.add_argument("--csv", type=Path, metavar="FILE",
+                        help="also write a gradebook to FILE: one row per notebook (who, each "
+                             "exercise's points, total, status)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="notebooks graded at once, each in its own worker "
+                             "(default: one per core)")
     parser.add_argument("--solutions", type=Path, default=paths.SOLUTIONS, metavar="DIR",
                         help="where the solution notebooks are (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
@@ -284,21 +294,24 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    results, failed = [], 0
-    for notebook in args.notebooks:
-        try:
-            result = grade_notebook(notebook, args.solutions, timeout=args.timeout,
-                                    wall_timeout=args.total_timeout)
-        except GradingError as error:
-            print(f"tplab grade: error: {error}", file=sys.stderr)
-            failed += 1
+    def grade_one(path: Path) -> dict:
+        return grade_notebook(path, args.solutions, timeout=args.timeout,
+                              wall_timeout=args.total_timeout)
+
+    graded, results = [], []
+    for item in grade_many(args.notebooks, grade_one, jobs=args.jobs, expected=(GradingError,)):
+        graded.append(item)
+        if item.error is not None:
+            print(f"tplab grade: error: {item.error}", file=sys.stderr)
             continue
-        results.append(result)
-        print(format_table(result) + "\n")
+        results.append(item.result)
+        print(format_table(item.result) + "\n", flush=True)
     if len(results) > 1:
         earned, points = sum(r["earned"] for r in results), sum(r["points"] for r in results)
         print(f"all notebooks: {earned}/{points}")
     if args.json and results:
         payload = results[0] if len(args.notebooks) == 1 and results else results
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    return 1 if failed else 0
+    if args.csv:
+        write_gradebook(args.csv, graded)
+    return 1 if len(results) < len(graded) else 0
