@@ -17,6 +17,7 @@ from tplab.cost import (
     decode_memory,
     decode_time,
     factorizations,
+    plan_clusters,
     plan_decode,
     plan_training,
     published_cases,
@@ -148,3 +149,59 @@ def test_pictures_are_one_call():
     configs = [(f"tp{tp}", decode_memory(LLAMA2_70B, tp, batch=32)) for tp in (2, 4, 8)]
     assert draw_memory_breakdown(configs, H100.memory_bytes).axes
     assert draw_predicted_vs_actual(published_cases()).axes
+
+
+def test_plan_prices_each_zero_stage_and_recompute():
+    rows = {(r["tp"], r["pp"], r["zero"], r["recompute"]): r for r in plan_training(world=16)}
+    for tp, pp in ((1, 1), (2, 2)):
+        dp = 16 // (tp * pp)
+        for stage in (1, 3):
+            for recompute in ("selective", "full"):
+                step = training_step_time(LLAMA2_70B, dp, pp, tp, 64 // dp, 1, 4096, H100,
+                                          zero_stage=stage, recompute=recompute)
+                assert rows[tp, pp, stage, recompute]["step_s"] == step["total_s"]
+        # ZeRO-3's 1.5x traffic shows where DP traffic is exposed (tp=1 pp=1: 16 replicas)
+        assert rows[1, 1, 3, "selective"]["step_s"] > rows[1, 1, 1, "selective"]["step_s"]
+    plain = training_step_time(LLAMA2_70B, 2, 2, 4, 32, 1, 4096, H100)
+    full = training_step_time(LLAMA2_70B, 2, 2, 4, 32, 1, 4096, H100, recompute="full")
+    assert full["compute_s"] == pytest.approx(4 / 3 * plain["compute_s"])
+    assert full["tp_comm_s"] == pytest.approx(1.5 * plain["tp_comm_s"])
+    with pytest.raises(ValueError, match="recompute is"):
+        training_step_time(LLAMA2_70B, 1, 1, 8, 1, 1, 8, H100, recompute="half")
+
+
+def test_smallest_cluster_and_advice_when_state_alone_is_too_big():
+    clusters = plan_clusters((8, 16, 32, 64))
+    assert [c["best"] is None for c in clusters] == [True, False, False, False]
+    assert all(c["best"]["tp"] <= 8 for c in clusters[1:])         # tp inside one server
+    _, why = best(plan_training(), "tokens_per_s_per_gpu")
+    assert "model state alone" in why and "context" not in why
+
+
+def test_one_ratio_convention_time_over_time():
+    from tplab.cost.validate import time_ratio
+    rows = {r["case"]: r for r in published_cases()}
+    for case, r in rows.items():
+        if case.endswith("(tok/s)") or case.endswith("(tokens/s/GPU)"):
+            assert time_ratio(r) == pytest.approx(r["measured_or_published"] / r["predicted"])
+        else:
+            assert time_ratio(r) == r["ratio"]
+
+
+def test_off_shape_ddp_prediction_scales_with_the_shape():
+    from tplab.cost import here
+    fit = MachineFit(flops=5e10, bytes_per_s=1e10, adamw_s_per_param=2e-8, shm=(1e-5, 1e-10),
+                     gloo=(1e-4, 5e-10))
+    psi = here._params(here.DEPTH, 2048)
+    products = (6 * here.DEPTH - 2) * 16 * 2048 ** 2
+    ddp = products / 5e10 + ring_all_reduce_time(4 * psi, 2, 1e-4, 5e-10) + 36 * psi / 1e10
+    assert here.predict_ddp_step(fit, width=2048, rows=16) == pytest.approx(ddp)
+
+
+def test_every_launch_here_asks_for_gloo():
+    import inspect
+
+    from tplab.cost import here, measure
+    for module in (here, measure):
+        source = inspect.getsource(module)
+        assert source.count("tplab.launch(") == source.count('backend="gloo"') > 0

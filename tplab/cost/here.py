@@ -4,7 +4,18 @@ Why: the same formulas that price 70B on H100s should price what the learner can
 machine's fitted rates (`tplab.cost.measure`) in place of a datasheet's. Each `measure_*` runs
 the course's own code under `tplab.launch` and returns the slower rank's median seconds; each
 `predict_*` is the formula, nothing measured from that run. The model (MLP of Linear+ReLU,
-width 1024) is the shape `measure.MATMUL_SHAPE` fitted the FLOP/s on.
+width 1024) is the shape `measure.MATMUL_SHAPE` fitted the FLOP/s on; `measure_ddp_step` and
+`predict_ddp_step` take another width and batch, to check the model OFF the fitted shapes (a
+2048-wide MLP: 4× the FLOPs per row, 67 MB of gradients, beyond gloo's fitted 64 KiB-16 MiB).
+
+Terms the CPU model has that the H100 model (`tplab.cost.time`) lacks, and why: one dispatch
+time per operator for decoding (a CPU op at decode's sizes costs ~1 µs to dispatch, comparable
+to its work; on a GPU kernels are queued asynchronously and the H100 model leaves launch
+latency out); DDP's bucket copies and the optimizer's own pass over memory (~ms here against a
+step of tens of ms; on an H100 a fraction of a per cent); DP's all-reduce NOT overlapped with
+backward (the same 2 cores compute and move gloo's bytes, so nothing runs behind anything).
+Every launch asks for gloo: these are CPU tensors, and `tplab.launch` would pick NCCL on a
+machine with enough GPUs.
 
     TP=2 decode  SmolLM2-135M, tplab.models.load_llama_tp: `time.decode_time`, fp32 weights
     DDP step     tplab.dp.DataParallel (25 MB buckets, gloo): 6Ψ·B FLOPs + ring all-reduce of
@@ -43,8 +54,8 @@ def mlp(depth: int, width: int = WIDTH, seed: int = 0) -> nn.Sequential:
     return nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.ReLU())])
 
 
-def _params(depth: int) -> int:
-    return depth * (WIDTH * WIDTH + WIDTH)
+def _params(depth: int, width: int = WIDTH) -> int:
+    return depth * (width * width + width)
 
 
 # --- TP=2 decode ---------------------------------------------------------------------------
@@ -64,7 +75,7 @@ def _decode_worker(tokens):
 
 def measure_tp_decode(tokens: int = 16) -> float:
     import tplab
-    return max(tplab.launch(_decode_worker, 2, tokens, timeout=300))
+    return max(tplab.launch(_decode_worker, 2, tokens, backend="gloo", timeout=300))
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,9 +110,9 @@ def predict_tp_decode(fit: MachineFit, context: int = 20) -> float:
 
 
 # --- DDP and ZeRO-1 steps ------------------------------------------------------------------
-def _train_worker(kind, steps):
-    model = mlp(DEPTH)
-    x, y = torch.randn(ROWS, WIDTH), torch.randn(ROWS, WIDTH)
+def _train_worker(kind, steps, width=WIDTH, rows=ROWS):
+    model = mlp(DEPTH, width)
+    x, y = torch.randn(rows, width), torch.randn(rows, width)
     if kind == "ddp":
         from tplab.dp import DataParallel
         net = DataParallel(model, bucket_mb=25)
@@ -119,29 +130,32 @@ def _train_worker(kind, steps):
     return median(time_calls(step, steps, warmup=2, before=dist.barrier))
 
 
-def measure_ddp_step(steps: int = 10) -> float:
+def measure_ddp_step(steps: int = 10, width: int = WIDTH, rows: int = ROWS) -> float:
     import tplab
-    return max(tplab.launch(_train_worker, 2, "ddp", steps, timeout=120))
+    return max(tplab.launch(_train_worker, 2, "ddp", steps, width, rows, backend="gloo",
+                            timeout=120))
 
 
 def measure_zero1_step(steps: int = 10) -> float:
     import tplab
-    return max(tplab.launch(_train_worker, 2, "zero1", steps, timeout=120))
+    return max(tplab.launch(_train_worker, 2, "zero1", steps, backend="gloo", timeout=120))
 
 
-def _compute_s(fit: MachineFit, depth: int, input_grad: bool = False) -> float:
+def _compute_s(fit: MachineFit, depth: int, input_grad: bool = False, width: int = WIDTH,
+               rows: int = ROWS) -> float:
     """Forward 2·B·k·n and backward 4·B·k·n per layer (Kaplan et al. 2020), less the first
-    layer's input gradient (2·B·k·n) when the batch needs none; at the fitted training rate."""
-    products = (6 * depth - (0 if input_grad else 2)) * ROWS * WIDTH * WIDTH
+    layer's input gradient (2·B·k·n) when the batch needs none; at the fitted training rate
+    (fitted at [64, 1024] × [1024, 1024]: other shapes are priced at the same rate)."""
+    products = (6 * depth - (0 if input_grad else 2)) * rows * width * width
     return products / fit.flops
 
 
-def predict_ddp_step(fit: MachineFit) -> float:
-    psi = _params(DEPTH)
+def predict_ddp_step(fit: MachineFit, width: int = WIDTH, rows: int = ROWS) -> float:
+    psi = _params(DEPTH, width)
     sgd_s = 3 * 4 * psi / fit.bytes_per_s    # read p and g, write p
     bucket_s = 6 * 4 * psi / fit.bytes_per_s  # into the flat bucket, averaged, back: 3 r+w passes
     reduce_s = all_reduce_s(4 * psi, 2, fit.hardware("gloo"))
-    return _compute_s(fit, DEPTH) + reduce_s + bucket_s + sgd_s
+    return _compute_s(fit, DEPTH, width=width, rows=rows) + reduce_s + bucket_s + sgd_s
 
 
 def predict_zero1_step(fit: MachineFit) -> float:
@@ -171,7 +185,7 @@ def _pp_worker(steps):
 
 def measure_pp_step(steps: int = 10) -> float:
     import tplab
-    return max(tplab.launch(_pp_worker, 2, steps, timeout=120))
+    return max(tplab.launch(_pp_worker, 2, steps, backend="gloo", timeout=120))
 
 
 def predict_pp_step(fit: MachineFit) -> float:

@@ -10,13 +10,19 @@ assumptions, each cited, used for every case alike and never fitted to a case it
   One GPU, no communication: a calibration of the memory system, not of the 70B TP cases.
 * `TRAINING_FLOPS_EFFICIENCY`: training matrix products reach 50 % of the datatype's dense
   peak. Source: Narayanan et al. 2021 (arXiv:2104.04473, Table 1): Megatron-LM, the engine
-  under NeMo, sustains 44-52 % of A100 peak from 1.7B to 1T parameters (52 % at 1T).
+  under NeMo, sustains 44-52 % of A100 BF16 peak from 1.7B to 1T parameters (52 % at 1T).
+  That citation is for A100 BF16; applied to H100 FP8 it is an ASSUMPTION, not a citation
+  (NeMo's own Llama-2-70B FP8 figure, 768 TFLOP/s per GPU, is 38.8 % of the 1979 dense peak).
 
 Collectives on NVLink use NCCL's own cost model (NVIDIA/nccl, src/graph/tuning.cc: ring
 all-reduce latency = baseLat + 2(n-1)·hwLat; ring/LL protocol, the one NCCL picks for small
 messages: baseLat 3.6 µs, NVLink hwLat 0.47 µs per step) with bandwidth from nccl-tests on
 8×H100 (~370 GB/s bus bandwidth, nccl-tests issue #212; A100: 235 GB/s, the cap tuning.cc
-applies to compute capability 8.0). "This machine" is fitted by `tplab.cost.measure`.
+applies to compute capability 8.0). A simplification for gpt-fast's box: its 8×A100 is a
+hybrid cube mesh and gpt-fast runs with ENABLE_INTRA_NODE_COMM (torch's own intra-node
+all-reduce for small messages), while the model prices NCCL's ring with the LL protocol's
+latency but the Simple protocol's bandwidth; TP8, the most latency-exposed case, is therefore
+the one this makes most optimistic. "This machine" is fitted by `tplab.cost.measure`.
 """
 from __future__ import annotations
 

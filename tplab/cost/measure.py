@@ -130,7 +130,7 @@ def _fit_worker(sizes, repeats):
 def fit_this_machine(repeats: int = 15, sizes=SIZES) -> MachineFit:
     """Launch 2 ranks, measure, fit; the slower rank's median of each figure."""
     import tplab
-    results = tplab.launch(_fit_worker, 2, sizes, repeats, timeout=120)
+    results = tplab.launch(_fit_worker, 2, sizes, repeats, backend="gloo", timeout=120)
     matmul_s = max(r[0] for r in results)
     read_s = max(r[1] for r in results)
     adam_s = max(r[2] for r in results)

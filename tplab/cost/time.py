@@ -71,7 +71,7 @@ def decode_time(shape: ModelShape, tp: int, hw: Hardware, batch: int = 1, contex
 def training_step_time(shape: ModelShape, dp: int, pp: int, tp: int, micro_batches: int,
                        micro_batch: int, seq: int, hw: Hardware, v: int = 1, fp8: bool = False,
                        zero_stage: int = 1, overlap_dp: bool = True,
-                       overlap_tp: bool = False) -> dict[str, float]:
+                       overlap_tp: bool = False, recompute: str = "selective") -> dict[str, float]:
     """One optimizer step of a data-parallel replica (dp·pp·tp GPUs, tp inside a server).
 
     compute: m micro-batches × flops_per_token × b·s / (tp·pp) at peak × efficiency (fp8: the
@@ -79,17 +79,24 @@ def training_step_time(shape: ModelShape, dp: int, pp: int, tp: int, micro_batch
     per layer per micro-batch (0 if `overlap_tp`); pp_comm: 2(p-1)·v hops of b·s·h/tp bf16 on
     the inter-server link; dp_comm: the all-reduce of this rank's bf16 gradients across servers
     (1.5× for ZeRO-3), only what outlasts one micro-batch's backward if `overlap_dp`.
+    `recompute="full"` runs every forward twice (Korthikanti et al. 2022): compute and bubble
+    × 4/3, TP's all-reduces × 6/4 (the forward's two again); "selective" and "none" are priced
+    alike (the attention core selective recomputation repeats is a few % of the FLOPs).
     """
     _check_degrees(shape, dp, pp, tp)
     peak = (hw.fp8_flops if fp8 and hw.fp8_flops else hw.flops) * hw.flops_efficiency
     tokens = micro_batch * seq
-    per_micro_s = shape.flops_per_token(seq) * tokens / (tp * pp) / peak
+    if recompute not in ("none", "selective", "full"):
+        raise ValueError(f"recompute is 'none', 'selective' or 'full', not {recompute!r}")
+    again = 4 / 3 if recompute == "full" else 1.0      # forward + backward (1 + 2) + forward
+    per_micro_s = shape.flops_per_token(seq) * tokens / (tp * pp) / peak * again
     compute_s = micro_batches * per_micro_s
     bubble_s = bubble(pp, micro_batches, v, "ideal") * compute_s
     activation = micro_batch * seq * shape.hidden * 2
     layers = shape.n_layers // pp
+    tp_calls = 6 if recompute == "full" else 4        # per layer per micro-batch
     tp_comm_s = 0.0 if overlap_tp else (
-        micro_batches * layers * 4 * all_reduce_s(activation, tp, hw))
+        micro_batches * layers * tp_calls * all_reduce_s(activation, tp, hw))
     hop_s = point_to_point_time(activation / tp, 2, hw.alpha, hw.link_beta(True)) if pp > 1 else 0
     pp_comm_s = 2 * (pp - 1) * v * hop_s
     grads = shape.params() / (tp * pp) * 2

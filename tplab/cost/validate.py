@@ -13,7 +13,13 @@ from tplab.cost.model import LLAMA2_70B
 from tplab.cost.time import decode_time, training_step_time
 from tplab.zero import zero_memory_bytes
 
-__all__ = ["ZERO_PAPER_GB", "GPT_FAST_70B_TOK_S", "NEMO_70B_TOK_S_GPU", "published_cases", "row"]
+__all__ = ["ZERO_PAPER_GB", "GPT_FAST_70B_TOK_S", "NEMO_70B_TOK_S_GPU", "published_cases", "row",
+           "time_ratio", "GPT_FAST_URL", "NEMO_URL"]
+
+GPT_FAST_URL = "https://github.com/pytorch-labs/gpt-fast"
+NEMO_URL = ("https://docs.nvidia.com/nemo-framework/user-guide/24.09/performance/"
+            "performance_summary.html")
+RATE_UNITS = ("(tok/s)", "(tokens/s/GPU)")   # a case labelled so is a speed, not a time
 
 # Rajbhandari et al. 2020 (arXiv:1910.02054), Figure 1: Ψ = 7.5B, N = 64, K = 12, GB per GPU
 ZERO_PAPER_GB = {0: 120.0, 1: 31.4, 2: 16.6, 3: 1.9}
@@ -40,9 +46,16 @@ def published_cases() -> list[dict]:
     for tp, tok_s in GPT_FAST_70B_TOK_S.items():
         pred = decode_time(LLAMA2_70B, tp, A100_330W, context=GPT_FAST_CONTEXT, head_split=False)
         rows.append(row(f"gpt-fast Llama-2-70B batch-1 decode, TP{tp} on A100 330 W (tok/s)",
-                        pred["tokens_per_s"], tok_s, "pytorch-labs/gpt-fast README"))
+                        pred["tokens_per_s"], tok_s, f"gpt-fast README, {GPT_FAST_URL}"))
     pred = training_step_time(LLAMA2_70B, hw=H100, **NEMO)
     rows.append(row("NeMo Llama-2-70B training, 64 H100 TP4 PP4 VP20 FP8 (tokens/s/GPU)",
                     pred["tokens_per_s_per_gpu"], NEMO_70B_TOK_S_GPU,
-                    "NVIDIA NeMo 24.09 performance summary"))
+                    f"NVIDIA NeMo 24.09 performance summary, {NEMO_URL}"))
     return rows
+
+
+def time_ratio(result: dict) -> float:
+    """One convention for every row: predicted time / actual time (below one: the model is
+    optimistic). Speed rows (tok/s) are inverted; memory rows stay predicted / actual bytes."""
+    speed = result["case"].endswith(RATE_UNITS)
+    return 1 / result["ratio"] if speed else result["ratio"]
