@@ -8,8 +8,12 @@ Prints one JSON object per line: {"case", "predicted", "measured_or_published", 
 exact). Published cases (`tplab.cost.validate`): ZeRO paper memory, gpt-fast Llama-2-70B decode,
 NeMo Llama-2-70B training, from datasheet peaks and two cited efficiencies. Here cases
 (`tplab.cost.here`), measured in this run: TP=2 decode of SmolLM2-135M, a DDP step, a 1F1B PP
-step and a ZeRO-1 step on 2 ranks, predicted from this machine's rates fitted in the same run
-(`tplab.cost.measure`), written first as a {"fit": ...} line.
+step and a ZeRO-1 step on 2 ranks, and one case OFF the shapes the rates were fitted on (a DDP
+step of a 2048-wide MLP at batch 16: its products and its 67 MB all-reduce are unlike the fit's),
+predicted from this machine's rates fitted in the same run (`tplab.cost.measure`), written first
+as a {"fit": ...} line. Every ratio is predicted / actual; for the speed rows (tok/s) that means
+above one is optimistic, for the time rows (s) below one: `tplab.cost.validate.time_ratio` puts
+both in one convention, predicted time / actual time.
 
 Method: rounds (3; --quick 2) of: fit, then each workload (one launch each, the median of
 repeated steps, the slower rank). Each prediction uses the median fit over the rounds, each
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -45,6 +50,11 @@ HERE = [  # (case, measure, predict, what the fitted rates are)
      here.predict_pp_step, "tplab.pp.run_step, gloo send/recv"),
     ("here: ZeRO-1 step, MLP 4x1024, AdamW (s)", here.measure_zero1_step,
      here.predict_zero1_step, "tplab.zero.ShardedOptimizer, gloo reduce-scatter/all-gather"),
+    # OFF the fitted shapes: FLOP/s fitted at width 1024 batch 64, gloo at 64 KiB-16 MiB
+    ("here: DDP step, MLP 4x2048, batch 16/rank, off the fitted shapes (s)",
+     functools.partial(here.measure_ddp_step, width=2048, rows=16),
+     functools.partial(here.predict_ddp_step, width=2048, rows=16),
+     "tplab.dp.DataParallel, 25 MB buckets, gloo; width and batch unlike the fit's"),
 ]
 
 
