@@ -25,8 +25,7 @@ ITEMS = (
          "All-reduce 100 MB per rank over 8 ranks with a ring; α = 5 µs per message, link "
          "bandwidth 100 GB/s (β = 1e-11 s/B). How many milliseconds does the α–β model predict?",
          "8 个 rank 用 ring 算法 all-reduce 每个 rank 100 MB 数据；每条消息启动延迟 α = 5 µs，"
-         "链路带宽 "
-         "100 GB/s（β = 1e-11 s/B）。α–β 模型预测耗时多少毫秒？",
+         "链路带宽 100 GB/s（β = 1e-11 s/B）。α–β 模型预测耗时多少毫秒？",
          "numeric",
          "T = 2(n-1)·α + 2(n-1)/n·N·β = 14·5 µs + 1.75e8 B·1e-11 s/B = 0.07 + 1.75 = 1.82 ms. "
          "Forgetting α gives 1.75; charging 2N gives 2.0.",

@@ -134,8 +134,7 @@ ITEMS = (
          "The article's coding answer 1, ported to PyTorch: every rank should return the "
          "gradient of the whole batch's mean loss w.r.t. each weight. Fix it so it does.",
          "原文编程题 1 的答案移植到 PyTorch：每个 rank 应返回整个 batch 平均 loss "
-         "对每个权重的梯度。"
-         "请修复代码。",
+         "对每个权重的梯度。请修复代码。",
          "code",
          "Two bugs: the article differentiates the output w.r.t. the input (tf.gradients("
          "output, input)) instead of a loss w.r.t. the weights, and never combines the devices' "

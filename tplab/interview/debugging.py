@@ -12,16 +12,14 @@ ITEMS = (
          "This data-parallel SGD step trains, but its replicas drift apart and it does not "
          "match one process on the whole batch. Fix it (2 ranks, each with half the batch).",
          "这个数据并行 SGD 步骤能训练，但各副本的参数逐渐不一致，且与单进程跑整个 batch "
-         "的结果不同。"
-         "请修复（2 个 rank，各持有一半 batch）。",
+         "的结果不同。请修复（2 个 rank，各持有一半 batch）。",
          "code",
          "The gradients are never combined: each replica steps on its own shard. All-reduce "
          "each gradient and divide by the world size; summing without dividing keeps replicas "
          "equal but takes a step world-size times too big.",
          "02 §2", wrong_answers=(source("buggy_train_step"), source("summed_train_step")),
          explanation_zh="梯度从未汇总，每个副本只用自己那份数据更新。应对每个梯度 all-reduce "
-                        "后除以 "
-                        "world size；只求和不除，副本虽一致但步长大了 world size 倍。",
+                        "后除以 world size；只求和不除，副本虽一致但步长大了 world size 倍。",
          code=Code("train_step", "buggy_train_step", "fixed_train_step")),
     Item("dbg-deadlock", T, 2,
          "Every rank should send its tensor to rank + 1 and return what rank - 1 sent. The run "
@@ -40,8 +38,7 @@ ITEMS = (
          "A job hangs; stack dumps show every rank inside a collective: rank 0 in all_reduce, "
          "rank 1 in broadcast. What is wrong and how do you find it fast?",
          "作业卡住了；栈信息显示所有 rank 都在集合通信里：rank 0 在 all_reduce，rank 1 在 "
-         "broadcast。"
-         "问题是什么？如何快速定位？",
+         "broadcast。问题是什么？如何快速定位？",
          "choice",
          "Mismatched collectives: every rank must call the same collectives in the same order "
          "with the same sizes. TORCH_DISTRIBUTED_DEBUG=DETAIL (tplab.launch(debug=True)) checks "

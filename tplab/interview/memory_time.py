@@ -17,8 +17,7 @@ ITEMS = (
          "Llama-2-70B: 80 layers, hidden 8192, 64 query heads, 8 KV heads, SwiGLU FFN 28672, "
          "vocabulary 32000, untied head. How many billion parameters, exactly to 1%?",
          "Llama-2-70B：80 层，hidden 8192，64 个 query 头，8 个 KV 头，SwiGLU FFN 28672，词表 "
-         "32000，"
-         "输出层与 embedding 不共享。参数量精确到 1% 是多少十亿（B）？",
+         "32000，输出层与 embedding 不共享。参数量精确到 1% 是多少十亿（B）？",
          "numeric",
          "Per layer: q, o 2h² + k, v 2·h·(kv·d) + MLP 3·h·ffn = 855.6M; ×80 = 68.45B, plus "
          "embedding and head 2·32000·8192 = 0.52B: 68.98B. '70B' is a name, not a count.",
@@ -37,8 +36,7 @@ ITEMS = (
          "grouped-query attention (64 KV heads) it would be 8× more, 2.6 MB.",
          "04 §5, 07 §5", wrong_answers=("2.62", "0.164", "1"),
          explanation_zh="2（K 和 V）× 80 层 × 8 头 × 128 × 2 字节 = 0.33 MB；若不用 GQA（64 个 KV "
-                        "头）"
-                        "则是 8 倍，2.6 MB。",
+                        "头）则是 8 倍，2.6 MB。",
          numeric=Numeric(f"{SHAPE}.kv_bytes_per_token", (LLAMA2_70B,), scale=1e-6, unit="MB")),
     Item("mt-kv-batch", T, 2,
          "Llama-2-70B, TP = 8 (one KV head per rank), batch 16 sequences of 4096 tokens: GB of "
@@ -77,8 +75,7 @@ ITEMS = (
          "Llama-2-70B decode, batch 1, TP = 8 on H100s (3.35 TB/s HBM at ~68% achieved, NCCL "
          "on NVLink): predicted ms per token?",
          "H100 上 TP = 8 解码 Llama-2-70B，batch 1（HBM 3.35 TB/s，实际约达 68%，NVLink 上的 "
-         "NCCL）："
-         "预测每个 token 多少毫秒？",
+         "NCCL）：预测每个 token 多少毫秒？",
          "numeric",
          "Memory-bound: 17.2 GB per GPU / (3.35 TB/s × 0.685) = 7.5 ms, plus 1.6 ms of 160 "
          "latency-bound all-reduces: 9.1 ms (~110 tokens/s). Compute is only 0.03 ms.",
@@ -93,12 +90,11 @@ ITEMS = (
          "训练 Llama-2-70B，序列长度 4096：每个 token 多少 GFLOPs（矩阵乘 6Ψ 加上注意力分数部分，"
          "按 Megatron 的算法）？",
          "numeric",
-         "6 × 68.46e9 (without the embedding lookup) + 12·L·h·s = 410.8 + 32.2 = 444 GFLOPs. "
-         "2Ψ is a forward alone.",
-         "07 §5", wrong_answers=("138", "400", "32"),
-         explanation_zh="6 × 684.6 亿（不含 embedding 查表）+ 12·L·h·s = 410.8 + 32.2 ≈ 444 "
-                        "GFLOPs；"
-                        "2Ψ 只是前向。",
+         "6 × 68.71e9 (all but the embedding lookup) + 12·L·h·s = 412.3 + 32.2 = 444 GFLOPs. "
+         "6Ψ alone (414) forgets the attention scores; 2Ψ is a forward alone.",
+         "07 §5", wrong_answers=("138", "414", "400", "32"),
+         explanation_zh="6 × 687.1 亿（不含 embedding 查表）+ 12·L·h·s = 412.3 + 32.2 ≈ 444 "
+                        "GFLOPs；2Ψ 只是前向。",
          numeric=Numeric(f"{SHAPE}.flops_per_token", (LLAMA2_70B, 4096), scale=1e-9,
                          unit="GFLOPs")),
     Item("mt-memory-bound", T, 2,

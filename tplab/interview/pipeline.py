@@ -22,15 +22,13 @@ ITEMS = (
          "time, gives (p-1)/m = 0.375: always say which one you mean.",
          "05 §5", wrong_answers=("0.375", "0.5", "0.75"),
          explanation_zh="(p-1)/(m+p-1) = 3/11 ≈ 0.273。另一种口径（空闲/理想时间）是 (p-1)/m = "
-                        "0.375，"
-                        "回答时要说明用的是哪种。",
+                        "0.375，回答时要说明用的是哪种。",
          numeric=Numeric(BUBBLE, (4, 8), unit="of the step")),
     Item("pp-bubble-ideal", T, 2,
          "p = 8 stages, m = 32 micro-batches: the bubble as a fraction of the IDEAL compute time "
          "(Narayanan et al.'s convention)?",
          "p = 8 个 stage、m = 32 个 micro-batch：bubble 占理想计算时间的比例（Narayanan "
-         "等人的口径）"
-         "是多少？",
+         "等人的口径）是多少？",
          "numeric",
          "(p-1)/m = 7/32 = 0.219. As a share of the whole step it would be 7/39 = 0.179.",
          "05 §5", wrong_answers=("0.179", "0.25", "0.875"),
@@ -40,15 +38,13 @@ ITEMS = (
          "p = 4 ranks, m = 8 micro-batches, interleaved 1F1B with v = 2 model chunks per rank: "
          "the bubble as a fraction of the step?",
          "p = 4 个 rank，m = 8 个 micro-batch，交错式（interleaved）1F1B，每个 rank v = 2 "
-         "个模型块："
-         "bubble 占 step 的比例是多少？",
+         "个模型块：bubble 占 step 的比例是多少？",
          "numeric",
          "(p-1)/(v·m + p-1) = 3/19 = 0.158: each slot is 1/v as long while the p-1 fill and "
          "drain slots stay; the price is v times more point-to-point messages.",
          "05 §5", wrong_answers=("0.273", "0.1875", "0.136"),
          explanation_zh="(p-1)/(v·m + p-1) = 3/19 ≈ 0.158：每个时隙缩短为 1/v，"
-                        "填充/排空时隙数不变；"
-                        "代价是点对点通信次数变为 v 倍。",
+                        "填充/排空时隙数不变；代价是点对点通信次数变为 v 倍。",
          numeric=Numeric(BUBBLE, (4, 8, 2), unit="of the step")),
     Item("pp-1f1b-memory", T, 2,
          "1F1B schedule, p = 4 stages, m = 8 micro-batches: at most how many micro-batches' "
@@ -107,8 +103,7 @@ ITEMS = (
          "layer, rank 1 the second and the loss. Each must return its layer's weight gradients "
          "for the whole model's loss. Fix it.",
          "原文编程题 2 的答案移植到 PyTorch，2 个 rank：rank 0 持有第一层，rank 1 持有第二层和 "
-         "loss。"
-         "每个 rank 应返回整个模型 loss 对本层权重的梯度。请修复代码。",
+         "loss。每个 rank 应返回整个模型 loss 对本层权重的梯度。请修复代码。",
          "code",
          "The article feeds both halves the raw input and calls a .gradient method no module "
          "has. Stage 1 must receive stage 0's activation (send/recv forward) and stage 0 must "

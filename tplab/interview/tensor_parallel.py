@@ -145,8 +145,7 @@ ITEMS = (
          "about 18% of the 9.1 ms token. This is why TP stays inside one NVLink server.",
          "04 §4, 03 §8, 07 §5", wrong_answers=("0", "9.1", "0.16"),
          explanation_zh="160 次 16 KB 的 all-reduce 受延迟限制，每次约 10 µs，每个 token 约 1.6 "
-                        "ms，"
-                        "占 9.1 ms 的 18%。所以 TP 只在一台 NVLink 服务器内部做。",
+                        "ms，占 9.1 ms 的 18%。所以 TP 只在一台 NVLink 服务器内部做。",
          numeric=Numeric("tplab.cost.time.decode_time", (LLAMA2_70B, 8, H100), pick="comm_s",
                          scale=1e3, unit="ms", rtol=0.05)),
 )
