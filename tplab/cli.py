@@ -12,7 +12,8 @@ import sys
 # name -> (module, one-line help)
 COMMANDS = {
     "build": ("tplab.grading.build", "write exercises/ from solutions/ (--check: fail if stale)"),
-    "grade": ("tplab.grading.grade", "grade exercise notebooks against the reference checks"),
+    "grade": ("tplab.grading.grade",
+              "grade exercise notebooks against the reference checks (--csv: a gradebook)"),
     "lab": ("tplab.lab", "open JupyterLab on the course (127.0.0.1, token on)"),
     "doctor": ("tplab.doctor", "check the set-up: torch, the course model, the package"),
     "generate": ("tplab.models.generate_command",

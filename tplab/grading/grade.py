@@ -16,9 +16,9 @@ Grading happens in four steps, each in its own small function:
    the check started with `tplab.launch`), "error" when the learner's code
    raised, "not attempted" for an untouched stub, "timeout".
 
-The learner's file is only read, never written. Several notebooks are graded
-several at once (`--jobs`, default one per core), each in its own worker, and
-`--csv FILE` writes a teacher's gradebook, one row per notebook
+The learner's file is only read, never written. Given several notebooks, it
+grades `--jobs` of them at once (default: one per core), each in its own worker,
+and `--csv FILE` writes a teacher's gradebook, one row per notebook
 (`tplab.grading.gradebook`).
 """
 from __future__ import annotations
