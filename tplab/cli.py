@@ -18,6 +18,8 @@ COMMANDS = {
     "doctor": ("tplab.doctor", "check the set-up: torch, the course model, the package"),
     "generate": ("tplab.models.generate_command",
                  "SmolLM2-135M writes text across tensor-parallel ranks"),
+    "interview": ("tplab.interview.cli",
+                  "practise interview questions: asks, checks, explains, keeps a score"),
 }
 
 
