@@ -1,7 +1,8 @@
 # Two commands: `make lab` opens the course, `make test` checks all of it.
 # Both create .venv on first use; later runs skip what is done. `make lab` installs what the
 # lessons need (pyproject.toml's dependencies); `make test` adds the [test] extra on top
-# (pytest, nbval, ruff, transformers, accelerate).
+# (ruff, transformers, accelerate; pytest and nbval are lesson dependencies: learners may grade
+# with `pytest --nbval-lax`).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
