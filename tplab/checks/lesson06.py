@@ -9,7 +9,8 @@ lowest position; SJF: shortest, then earliest arrival, then lowest position); a 
 finishes at t and a request that arrives at t are both there at t. `check_schedules` compares
 the learner's schedules with it on cases chosen where plausible slips differ (static dealt as
 dynamic, FIFO by position instead of arrival, SJF choosing among requests not yet arrived, an
-arrival at t not counted at t, contiguous blocks of floor(n/w)), naming the slip.
+arrival at t not counted at t, contiguous blocks of floor(n/w) or numpy's array_split, idle
+workers taken longest-idle or earliest-free first instead of lowest index), naming the slip.
 `check_against_serve` runs `tplab.serve.serve` on `SleepEngine` workers and requires the
 learner's prediction of who ran what, and when, to match the measured records.
 """
@@ -37,7 +38,12 @@ CASES = ([(HEAVY, w, policy, order, None) for w in (2, 3) for policy in POLICIES
             for policy in POLICIES for order in ORDERS]
          # a short request arriving exactly when a worker finishes, a long one already waiting
          + [([4, 5, 6, 1, 2], 2, "dynamic", order, [0, 0, 0, 4, 5]) for order in ORDERS]
-         + [([2, 9, 4], 4, "dynamic", "fifo", None), ([5], 1, "contiguous", "sjf", [2])])
+         + [([2, 9, 4], 4, "dynamic", "fifo", None), ([5], 1, "contiguous", "sjf", [2])]
+         # 7 on 3: ceil(n/w) blocks are 3, 3, 1, numpy's array_split gives 3, 2, 2
+         + [([5, 3, 4, 3, 6, 5, 5], 3, "contiguous", "sjf", None)]
+         # at t = 3 worker 0 (free since 1) and worker 1 (free since 0) are both idle: the lower
+         # index takes request 3, not the one idle longest nor the earliest free (list scheduling)
+         + [([5, 1, 3, 1, 1], 2, "dynamic", "fifo", [8, 0, 6, 3, 6])])
 # the run on real processes: each decision has a margin of 2 units or more between workers
 SERVE_CASE = ([4, 1, 6, 4, 4, 4, 4, 3], 2, "dynamic", "sjf", None)
 UNIT_S = 0.05   # seconds per unit of length in the run (SleepEngine's per-token sleep)

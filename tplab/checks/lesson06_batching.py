@@ -31,9 +31,11 @@ __all__ = ["Sequence", "tiny_llama", "tiny_requests", "CASES", "make_case", "run
            "check_continuous", "NO_EOS"]
 
 NO_EOS = 10_000  # an end-of-turn id outside the tiny vocabulary: every request runs to its limit
-# (limits, batch limit, whether request 0's fifth token is made the end-of-turn token)
-CASES = [([3, 1, 5, 2, 4], 2, False), ([2, 6, 1, 1, 3, 4, 2], 3, False),
-         ([7, 7, 7, 7, 7], 3, True), ([4, 2, 3], 1, False)]
+# (limits, batch limit, end-of-turn: None, or (request r, k) to make r's token k the end-of-turn
+# id). (0, 4): a decoded token ends request 0's turn; (2, 0): request 2's first token, the one its
+# prefill makes, is end-of-turn (request 4 starts with it too): both leave at their admission
+CASES = [([3, 1, 5, 2, 4], 2, None), ([2, 6, 1, 1, 3, 4, 2], 3, None),
+         ([7, 7, 7, 7, 7], 3, (0, 4)), ([4, 2, 3], 1, None), ([4, 3, 5, 2, 3], 2, (2, 0))]
 MAX_STEPS = 200
 _NOT_YOURS = ("continuous_step called tplab.serve.batching.{}, which runs the whole schedule the "
               "check compares with: write the step yourself (decode_step is allowed)")
@@ -85,12 +87,14 @@ def one_at_a_time(model, requests) -> dict:
     return {r.id: list(generate(model, list(r.prompt_ids), r.max_new_tokens)) for r in requests}
 
 
-def make_case(limits, max_batch, eos_early):
-    """(model, requests, max_batch, reference tokens, reference steps) for one case."""
+def make_case(limits, max_batch, eos_at=None):
+    """(model, requests, max_batch, reference tokens, reference steps) for one case; `eos_at`
+    (r, k) makes request r's token k (one-at-a-time) the end-of-turn id: r must leave there."""
     requests = tiny_requests(limits)
     model = tiny_llama()
-    if eos_early:  # request 0's fifth token ends its turn: it must leave there, freeing a slot
-        model = tiny_llama(eos_id=one_at_a_time(model, requests[:1])[0][4])
+    if eos_at is not None:
+        r, k = eos_at
+        model = tiny_llama(eos_id=one_at_a_time(model, requests[r:r + 1])[r][k])
     tokens = one_at_a_time(model, requests)
     steps = [sorted(s) for s in batching.continuous_batching(model, requests, max_batch).steps]
     return model, requests, max_batch, tokens, steps
@@ -146,6 +150,8 @@ def run_steps(step, model, requests, max_batch) -> dict:
                     f"{s.request.max_new_tokens} tokens"
                     + (", the last the end-of-turn token" if s.tokens and s.tokens[-1] == eos
                        else "")
+                    + (" made by its prefill: check the admitted ones too"
+                       if len(s.tokens) == 1 and s.tokens[-1] == eos else "")
                     + ") but still in running: a finished sequence leaves in the step that "
                       "finished it, returned in the list, so its slot is free for the next step")
             for s in done:
@@ -193,9 +199,12 @@ def check_continuous(step, namespace) -> list:
 def _check_continuous(step, namespace):
     cases, runs = _runs(step, namespace)
     for (model, requests, max_batch, tokens, want), run in zip(cases, runs):
+        eos = model.config.eos_id
+        ends = [f"request {rid}'s token {toks.index(eos) + 1}" for rid, toks in tokens.items()
+                if eos in toks]
         what = (f"limits {[r.max_new_tokens for r in requests]}, max_batch {max_batch}"
-                + (", request 0 ends its turn at its fifth token"
-                   if model.config.eos_id != NO_EOS else ""))
+                + (f", end-of-turn id {eos} ({', '.join(ends)}; token 1 is the prefill's: a "
+                   f"request can end its turn at admission)" if ends else ""))
         missing = sorted(set(tokens) - set(run["outputs"]))
         assert not missing, f"{what}: request(s) {missing} were never returned finished"
         for rid, want_tokens in tokens.items():

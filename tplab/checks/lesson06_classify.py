@@ -67,9 +67,12 @@ SCENARIOS = {
 JOBS, WORKERS = [7, 2, 9, 4, 2, 5, 6], 3   # the job list worked out by hand
 KEYS = ("contiguous", "round-robin", "dynamic", "lower_bound")
 # held-out job lists for the learner's makespans(): 2 to 4 workers, a job longer than the
-# others share (the longest sets the bound), more workers than jobs, the lesson's heavy tail
+# others share (the longest sets the bound), more workers than jobs, the lesson's heavy tail,
+# total/w just above a whole number (13/3: rounded to nearest, 4; up, 5), and 9 jobs on 4 where
+# ceil(n/w) blocks (3, 3, 3, 0: 19) differ from numpy's array_split (3, 2, 2, 2: 14)
 HELD_OUT = [([3, 18, 2, 4, 1, 5], 2), ([5, 1, 1, 6, 2, 8, 3, 4], 2), ([2, 9, 4], 4),
-            ([1, 8, 2, 2, 7, 3, 1, 6], 3), (HEAVY, 2), (HEAVY, 3), ([4, 4, 4, 1, 1, 9, 2], 4)]
+            ([1, 8, 2, 2, 7, 3, 1, 6], 3), (HEAVY, 2), (HEAVY, 3), ([4, 4, 4, 1, 1, 9, 2], 4),
+            ([4, 4, 4, 1], 3), ([5, 3, 4, 8, 6, 5, 6, 3, 5], 4)]
 
 _NOT_YOURS = ("makespans called tplab.checks.lesson06.{}, which computes the answer the check "
               "compares with: work the makespans out yourself")
@@ -115,6 +118,9 @@ def _slips(lengths, workers) -> dict:
     floor = max(1, n // workers)
     floor_blocks = [lengths[w * floor:(w + 1) * floor] for w in range(workers - 1)]
     floor_blocks.append(lengths[(workers - 1) * floor:])
+    small, extra = divmod(n, workers)   # numpy's array_split: the first n mod w blocks one longer
+    cuts = [w * small + min(w, extra) for w in range(workers + 1)]
+    balanced = max(sum(lengths[a:b]) for a, b in zip(cuts, cuts[1:]))
     sjf = makespan(reference_schedule(list(lengths), workers, "dynamic", "sjf"))
     free = [0] * workers
     for length in sorted(lengths, reverse=True):
@@ -125,6 +131,8 @@ def _slips(lengths, workers) -> dict:
                         "contiguous gives worker w the w-th block of ceil(n/w) requests"),
                        (max(map(sum, floor_blocks)), "blocks of floor(n/w), the rest to the last "
                         "worker: blocks are ceil(n/w) long, the last one shorter"),
+                       (balanced, "blocks as even as possible, the longer ones first (numpy's "
+                        "array_split): contiguous blocks are ceil(n/w) long, the last shorter"),
                        (ref["dynamic"], "the dynamic queue's: a static worker keeps its share")],
         "round-robin": [(ref["contiguous"], "the contiguous split's: round-robin deals request "
                          "i to worker i mod w"),
@@ -140,6 +148,8 @@ def _slips(lengths, workers) -> dict:
                         (total / workers, "total/w: times are whole numbers, round it up"),
                         (total // workers, "total/w rounded down: some worker gets at least "
                          "ceil(total/w)"),
+                        (max(max(lengths), round(total / workers)), "total/w rounded to the "
+                         "nearest: some worker gets at least ceil(total/w), so round it up"),
                         (max(lengths), "the longest job alone: w workers still have the total "
                          "to share")],
     }
@@ -156,8 +166,8 @@ def _number_problems(got, lengths, workers, where) -> list[str]:
             continue
         if value == want[key]:
             continue
-        slip = next((why for wrong, why in _slips(lengths, workers)[key]
-                     if wrong != want[key] and value == wrong), None)
+        slip = "; or ".join(why for wrong, why in _slips(lengths, workers)[key]
+                            if wrong != want[key] and value == wrong)
         problems.append(f"{where}[{key!r}] is {value:g}, not right"
                         + (f": it equals {slip}" if slip else ""))
     return problems

@@ -1,5 +1,5 @@
-# off-by-one at a threshold: contiguous blocks of floor(n/w), the last worker takes the rest (the pool deals blocks of ceil(n/w))
-import math
+# contiguous shares from numpy's array_split (balanced blocks, the larger ones first) instead of ceil(n/w) blocks
+import numpy as np
 
 
 def simulate_pool(lengths, workers, policy="dynamic", order="fifo", arrivals=None):
@@ -7,12 +7,10 @@ def simulate_pool(lengths, workers, policy="dynamic", order="fifo", arrivals=Non
     n = len(lengths)
     arrivals = arrivals or [0] * n
     if policy == "dynamic":
-        queues = [list(range(n))]                        # one shared queue
+        queues = [list(range(n))]
     elif policy == "contiguous":
-        size = n // workers
-        queues = [list(range(w * size, (w + 1) * size)) for w in range(workers - 1)]
-        queues.append(list(range((workers - 1) * size, n)))
-    else:                                                # round-robin
+        queues = [[int(i) for i in block] for block in np.array_split(np.arange(n), workers)]
+    else:
         queues = [list(range(w, n, workers)) for w in range(workers)]
     if order == "sjf":
         key = lambda p: (lengths[p], arrivals[p], p)     # noqa: E731
@@ -20,7 +18,7 @@ def simulate_pool(lengths, workers, policy="dynamic", order="fifo", arrivals=Non
         key = lambda p: (arrivals[p], p)                 # noqa: E731
     free_at, out, t = [0] * workers, [None] * n, 0
     while None in out:
-        for w in range(workers):                         # idle workers, lowest index first
+        for w in range(workers):
             queue = queues[0 if policy == "dynamic" else w]
             arrived = [p for p in queue if arrivals[p] <= t]
             if free_at[w] <= t and arrived:
@@ -28,6 +26,6 @@ def simulate_pool(lengths, workers, policy="dynamic", order="fifo", arrivals=Non
                 queue.remove(pick)
                 free_at[w] = t + lengths[pick]
                 out[pick] = (w, t, free_at[w])
-        t = min([f for f in free_at if f > t]            # the next event: a finish or an arrival
+        t = min([f for f in free_at if f > t]
                 + [arrivals[p] for q in queues for p in q if arrivals[p] > t], default=t)
     return out
