@@ -180,6 +180,24 @@ def test_bad_arguments_fail_before_ray_starts():
         serve_ray(_requests([1, 1])[:1] * 2, SleepEngine(0))
 
 
+def test_num_gpus_reaches_the_actors_options(ray2):
+    # the local Ray has no GPU: an actor that asks for one is never placed, and the load
+    # deadline says so; the default (0) loads and serves
+    assert ray.cluster_resources().get("GPU", 0) == 0
+    with pytest.raises(ServeError, match=r"0 GPUs for 2 workers of one CPU and 1 GPU each") as err:
+        serve_ray(_requests([1, 1]), SleepEngine(0.01), workers=2, num_gpus=1, timeout=60,
+                  load_timeout=1.5)
+    assert sorted(w for w, _ in err.value.stuck) == [0, 1]
+    report = serve_ray(_requests([1, 1]), SleepEngine(0.01), workers=2, timeout=60)
+    assert report.outputs == _expected(_requests([1, 1]))
+
+
+def test_num_gpus_must_be_a_number_at_least_zero():
+    for bad in (-1, -0.5, "1", None, float("nan")):
+        with pytest.raises(ValueError, match="num_gpus must be a number >= 0"):
+            serve_ray(_requests([1]), SleepEngine(0), num_gpus=bad)
+
+
 def test_ray_and_its_processes_are_gone_after_local_ray(ray2):
     assert ray.is_initialized()
     _SESSION["stack"].close()  # leaves local_ray

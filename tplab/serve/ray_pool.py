@@ -56,9 +56,10 @@ every machine):
     # when done, on every machine
     ray stop
 
-Each replica asks Ray for one CPU, so Ray spreads `workers` replicas over the CPUs the machines
-offered; with fewer CPUs in the cluster than replicas, the replicas that find no CPU never load
-and the deadline names them. (Ray docs: https://docs.ray.io/en/latest/cluster/cli.html and
+Each replica asks Ray for one CPU (and `num_gpus` GPUs, 0 by default), so Ray spreads
+`workers` replicas over the CPUs (and GPUs) the machines offered; with fewer in the cluster
+than the replicas ask for, the replicas that find none never load and the deadline names them.
+(Ray docs: https://docs.ray.io/en/latest/cluster/cli.html and
 https://docs.ray.io/en/latest/ray-core/actors.html.)
 """
 from __future__ import annotations
@@ -155,18 +156,25 @@ class _Replica:
 def serve_ray(requests: Sequence, engine, workers: int = 2, policy: str = "dynamic",
               order: str = "fifo", timeout: float = 120.0,
               arrivals: Sequence[float] | None = None,
-              load_timeout: float | None = None) -> Report:
+              load_timeout: float | None = None, num_gpus: float = 0) -> Report:
     """Serve `requests` on `workers` Ray actors, each one replica of `engine`; a `Report`.
 
     Same arguments, rules, records and `ServeError`s as `tplab.serve.serve` (see the module
-    docstring for the policies, the failures and the deadline). Ray is started for the call
-    and shut down after it, unless this process already has Ray initialised (a cluster: then
-    it is used and left running)."""
+    docstring for the policies, the failures and the deadline). Each actor asks Ray for one
+    CPU and `num_gpus` GPUs (0: none; 1: Ray places it where a GPU is free and sets its
+    CUDA_VISIBLE_DEVICES; a fraction shares one); the engine itself chooses its device. Ray is
+    started for the call and shut down after it, unless this process already has Ray
+    initialised (a cluster: then it is used and left running)."""
     requests = list(requests)
     validate(requests, engine, workers, policy, order, timeout, arrivals, load_timeout)
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, (int, float)) or not (
+            0 <= num_gpus < math.inf):
+        raise ValueError(f"num_gpus must be a number >= 0 (GPUs per replica: 0, a fraction, "
+                         f"1, ...), got {num_gpus!r}")
     import ray
 
     pool = _RayPool(requests, engine, workers, policy, order, float(timeout), arrivals)
+    pool.num_gpus = float(num_gpus)
     pool.load_timeout = float(load_timeout or timeout)
     ray_here = contextlib.nullcontext() if ray.is_initialized() else local_ray(workers)
     with ray_here:
@@ -180,7 +188,7 @@ class _RayPool(Scheduler):
 
     def __init__(self, requests, engine, workers, policy, order, timeout, arrivals):
         super().__init__(requests, workers, policy, order, arrivals)
-        self.engine, self.timeout = engine, timeout
+        self.engine, self.timeout, self.num_gpus = engine, timeout, 0.0
 
     def run_on(self, ray) -> Report:
         self.ray, self.in_flight = ray, {}  # Ray reference -> (worker, handed out at)
@@ -188,7 +196,8 @@ class _RayPool(Scheduler):
         # by value (cloudpickle), as tplab.launch sends a job: an engine class defined in a
         # notebook or a test module need not be importable in Ray's worker processes
         blob = child.dumps_by_value(self.engine)
-        actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Replica)
+        actor_class = ray.remote(num_cpus=1, num_gpus=self.num_gpus, max_restarts=0,
+                                 max_task_retries=0)(_Replica)
         self.actors = [actor_class.remote(blob) for _ in range(self.n)]
         self.where = [actor.where.remote() for actor in self.actors]
         try:
@@ -252,11 +261,14 @@ class _RayPool(Scheduler):
         parts = [f"worker {w} is " + ("still loading its replica" if rid is None
                                       else f"still running request {rid}") for w, rid in pairs]
         unserved = self.unserved()
-        cpus = self.ray.cluster_resources().get("CPU", 0)
+        have = self.ray.cluster_resources()
         parts = parts or [f"no worker busy; requests {unserved} were still waiting"]
+        gpus = (f" and {have.get('GPU', 0):g} GPUs for {self.n} workers of one CPU and "
+                f"{self.num_gpus:g} GPU each" if self.num_gpus else
+                f" for {self.n} workers of one CPU each")
         raise ServeError(deadline_missed(self.timeout, self.load_timeout, pairs)
-                         + "; ".join(parts) + f" (Ray has {cpus:g} CPUs for {self.n} workers "
-                         f"of one CPU each)", stuck=pairs,
+                         + "; ".join(parts) + f" (Ray has {have.get('CPU', 0):g} CPUs{gpus})",
+                         stuck=pairs,
                          unserved=unserved, worker=pairs[0][0] if pairs else None,
                          request=pairs[0][1] if pairs else None)
 
