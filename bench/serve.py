@@ -37,9 +37,13 @@ on 2 cores take CPU from the replicas. Continuous and static batching use the
 same max batch (--max-batch, default 4) on the same requests.
 
 The simulation (--simulate, and in the results file): no model, per-request cost
-a·prompt_tokens + b·(new_tokens − 1) seconds (a prefill, then one decode step per further token;
-a = 5.5 ms, b = 54 ms, measured once with one thread on this 2-core machine at load ~2: a
-37-token prefill 0.21 s, a 74-token one 0.40 s, a decode step 0.054 s). For each workload shape
+a·prompt_tokens + b·(new_tokens − 1) seconds (a prefill, then one decode step per further token).
+Which a and b: in a measured run, the ones fitted on that run's 1-worker configuration (the
+cost-model line); with --simulate alone, the cost-model line of the committed results file
+(bench/results/serve.json) when it has one, else DEFAULT_COSTS (a = 3.70 ms, b = 42.77 ms: the
+fit of that file's 1-worker run produced 2026-12-02T18:29Z, --quick, start load 0.23). Every
+simulation row records the costs it used, and where they came from, under "costs"; the results
+file repeats them as "simulation_costs". For each workload shape
 (n requests, lognormal median and sigma, cap: `make_workload`'s options) and seeds 0..S-1, the
 makespans of contiguous, round-robin and dynamic (FIFO: greedy list scheduling in id order)
 over 2 workers, and the lower bound no schedule beats, max(longest request, total / 2). Lengths
@@ -61,7 +65,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
-A_PREFILL_S, B_DECODE_S = 0.0055, 0.054  # s per prompt token, s per new token after the first
+# s per prompt token (a), s per new token after the first (b), when no fit is at hand
+DEFAULT_COSTS = {"a": 0.00370, "b": 0.04277,
+                 "from": "DEFAULT_COSTS: the fit of bench/results/serve.json's 1-worker run "
+                         "produced 2026-12-02T18:29Z (--quick, start load 0.23)"}
 QUIET_LOAD = 0.75  # per CPU: above it at the start, targets are not judged ("met": null)
 TARGETS = {"dynamic/contiguous": 1.3, "dynamic/round-robin": 1.3, "continuous/static": 1.3,
            "ray/serve": 0.8}
@@ -95,23 +102,24 @@ def _q(xs, p):
     return xs[min(len(xs) - 1, int(p * len(xs)))]
 
 
-def simulate(n, cap, sigma, median, seeds, prompt_lengths) -> dict:
-    """The distribution over seeds of the makespan ratios (static / dynamic), for one shape."""
+def simulate(n, cap, sigma, median, seeds, prompt_lengths, costs=DEFAULT_COSTS) -> dict:
+    """The distribution over seeds of the makespan ratios (static / dynamic), for one shape,
+    a request costing costs["a"]·prompt_tokens + costs["b"]·(new_tokens − 1) seconds."""
     from tplab.serve.workload import draw_lengths
 
     ratios = {"contiguous/dynamic": [], "round-robin/dynamic": [], "contiguous/bound": []}
     tokens, one_worker_s = [], []
     for seed in range(seeds):
         lengths = draw_lengths(n, seed, cap, median=median, sigma=sigma)
-        costs = [A_PREFILL_S * p + B_DECODE_S * (m - 1) for p, m in zip(prompt_lengths, lengths)]
-        m = makespans(costs, lengths)
+        service = [costs["a"] * p + costs["b"] * (m - 1) for p, m in zip(prompt_lengths, lengths)]
+        m = makespans(service, lengths)
         ratios["contiguous/dynamic"].append(m["contiguous"] / m["dynamic"])
         ratios["round-robin/dynamic"].append(m["round-robin"] / m["dynamic"])
         ratios["contiguous/bound"].append(m["contiguous"] / m["bound"])
         tokens.append(sum(lengths))
-        one_worker_s.append(sum(costs))
+        one_worker_s.append(sum(service))
     row = {"simulate": "2 workers", "n": n, "cap": cap, "sigma": sigma, "median": median,
-           "seeds": seeds}
+           "seeds": seeds, "costs": costs_row(costs)}
     for name, xs in ratios.items():
         row[name] = {"p10": round(_q(xs, 0.1), 3), "median": round(statistics.median(xs), 3),
                      "p90": round(_q(xs, 0.9), 3),
@@ -122,7 +130,23 @@ def simulate(n, cap, sigma, median, seeds, prompt_lengths) -> dict:
     return row
 
 
-def simulation(seeds: int) -> list[dict]:
+def costs_row(costs) -> dict:
+    return {"a_ms": round(costs["a"] * 1e3, 2), "b_ms": round(costs["b"] * 1e3, 2),
+            "from": costs["from"]}
+
+
+def committed_costs(path: Path = RESULTS) -> dict | None:
+    """a and b from a results file's cost-model line (its 1-worker fit), or None."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        saved = json.loads(path.read_text())
+        fit = next(r for r in saved["results"] if "cost_model" in r)
+        return {"a": fit["a_ms"] / 1e3, "b": fit["b_ms"] / 1e3,
+                "from": f"the cost-model line of bench/results/{path.name} (its 1-worker run, "
+                        f"produced {saved['produced']})"}
+    return None
+
+
+def simulation(seeds: int, costs=DEFAULT_COSTS) -> list[dict]:
     """The lesson's workload shape, then heavier tails (sigma, cap) and more requests (n)."""
     from tplab.serve.workload import MEDIAN, SIGMA, make_workload
 
@@ -132,7 +156,7 @@ def simulation(seeds: int) -> list[dict]:
                for cap in (48, 128, 256, 512)]
     shapes = [(32, 48, SIGMA)] + [s for s in heavier if s != (32, 48, SIGMA)]
     for n, cap, sigma in shapes:
-        rows.append(simulate(n, cap, sigma, MEDIAN, seeds, prompts[n]))
+        rows.append(simulate(n, cap, sigma, MEDIAN, seeds, prompts[n], costs))
     return rows
 
 
@@ -213,7 +237,9 @@ def fit_cost(report, requests) -> dict:
     return {"a": a, "b": b, "rows": xs}
 
 
-def measured(args, out, load) -> None:
+def measured(args, out, load) -> dict | None:
+    """The measured configurations, each printed by `out`; the costs fitted on the 1-worker run
+    (for the simulation), or None if it was refused."""
     import torch
 
     from tplab.models.loading import load_llama
@@ -294,13 +320,15 @@ def measured(args, out, load) -> None:
         except Exception as exc:  # Ray may not start on a loaded machine: say so, go on
             out({"impl": "ray", "skipped": f"{type(exc).__name__}: {exc}"})
 
-    one, predicted = phase_a[0].reports, {}
+    one, predicted, fitted = phase_a[0].reports, {}, None
     if one:  # the cost model, fitted on the 1-worker run, and what it predicts here
         fit = fit_cost(one[len(one) // 2], requests)
         lengths = [len(reference[r.id]) for r in requests]
         costs = [fit["a"] * len(r.prompt_ids) + fit["b"] * (m - 1)
                  for r, m in zip(requests, lengths)]
         sim = makespans(costs, lengths)
+        fitted = {"a": fit["a"], "b": fit["b"],
+                  "from": "fitted on this run's 1-worker configuration (its cost-model line)"}
         predicted = {"dynamic/contiguous": sim["contiguous"] / sim["dynamic"],
                      "dynamic/round-robin": sim["round-robin"] / sim["dynamic"],
                      "dynamic-sjf/contiguous": sim["contiguous"] / sim["dynamic-sjf"]}
@@ -324,6 +352,7 @@ def measured(args, out, load) -> None:
     for name, a, b_ in pairs[:3] + pairs[4:5]:
         if "p95_ms" in a and "p95_ms" in b_:
             out({"ratio": name, "metric": "p95_ms", "value": round(a["p95_ms"] / b_["p95_ms"], 3)})
+    return fitted
 
 
 def machine() -> str:
@@ -364,13 +393,15 @@ def main(argv=None) -> None:
         print(json.dumps(row), flush=True)
         results.append(row)
 
-    sim_rows = simulation(args.seeds)
-    for row in sim_rows:
-        print(json.dumps(row), flush=True)
+    fitted = None
     if not args.simulate:
-        measured(args, out, load)
+        fitted = measured(args, out, load)
         out({"machine": machine(), "torch_threads_per_process": 1,
              "load_avg": [round(load, 2), round(os.getloadavg()[0], 2)]})
+    costs = fitted or committed_costs() or DEFAULT_COSTS
+    sim_rows = simulation(args.seeds, costs)
+    for row in sim_rows:
+        print(json.dumps(row), flush=True)
     path = args.out or (None if args.quick or args.simulate else RESULTS)
     if path is not None:
         stamp = "%Y-%m-%dT%H:%M:%SZ"
@@ -381,7 +412,8 @@ def main(argv=None) -> None:
             "command": " ".join([".venv/bin/python bench/serve.py", *given]),
             "quick": args.quick, "machine": machine(),
             "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)],
-            "results": results, "simulation": sim_rows}, indent=1) + "\n")
+            "results": results, "simulation_costs": costs_row(costs),
+            "simulation": sim_rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
