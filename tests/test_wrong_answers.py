@@ -9,12 +9,15 @@ with its message); a file whose mistake is meant to raise instead says so on a l
 For each notebook the wrong answers are graded in rounds: round k puts the k-th wrong answer
 of every exercise into the exercise notebook (the other exercises keep their stubs, which fail
 at once), so a notebook is executed as often as its most-tried exercise has wrong answers, not
-once per answer.
+once per answer. A notebook's rounds are graded together, `JOBS` at a time (each in its own
+grading worker and kernel, as `tplab grade --jobs` does): a round spends much of its time
+starting a kernel and importing, which leaves a core free for the next one.
 """
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from pathlib import Path
 
@@ -22,10 +25,13 @@ import pytest
 
 from tplab.grading.cells import exercise_of, read_notebook
 from tplab.grading.grade import grade_notebook
+from tplab.grading.gradebook import grade_many
 from tplab.grading.report import format_table
 from tplab.paths import EXERCISES
 
 HERE = Path(__file__).with_name("wrong_answers")
+JOBS = int(os.environ.get("TPLAB_TEST_JOBS", "2"))  # rounds graded at once
+_GRADED: dict[str, dict] = {}  # stem -> round -> its Graded (a result, or why there is none)
 
 
 def wrong_answers() -> dict[str, dict[str, list[Path]]]:
@@ -58,9 +64,9 @@ def test_every_wrong_answer_targets_a_real_exercise():
                     f"{path}: first line should name the mistake")
 
 
-@pytest.mark.parametrize("stem,k", ROUNDS, ids=[f"{s}-round{k}" for s, k in ROUNDS])
-def test_wrong_answers_earn_zero(stem, k, tmp_path):
-    chosen = {eid: files[k] for eid, files in wrong_answers()[stem].items() if k < len(files)}
+def round_notebook(stem: str, k: int, folder: Path) -> Path:
+    """The exercise notebook with the k-th wrong answer of every exercise in its cell."""
+    chosen = chosen_in_round(stem, k)
     nb = copy.deepcopy(read_notebook(EXERCISES / f"{stem}.ipynb"))
     placed = set()
     for cell in nb.cells:
@@ -69,9 +75,32 @@ def test_wrong_answers_earn_zero(stem, k, tmp_path):
             cell.source = chosen[str(eid)].read_text()
             placed.add(str(eid))
     assert placed == set(chosen), f"no exercise cell for {set(chosen) - placed}"
-    path = tmp_path / f"{stem}.ipynb"
+    path = folder / f"round{k}" / f"{stem}.ipynb"
+    path.parent.mkdir(parents=True)
     path.write_text(json.dumps(nb))
-    result = grade_notebook(path)
+    return path
+
+
+def chosen_in_round(stem: str, k: int) -> dict[str, Path]:
+    return {eid: files[k] for eid, files in wrong_answers()[stem].items() if k < len(files)}
+
+
+def graded_round(stem: str, k: int, folder: Path) -> dict:
+    """Round k of `stem`'s grade; all of `stem`'s rounds are graded at the first call, JOBS at
+    a time, once per session."""
+    if stem not in _GRADED:
+        ks = [r for s, r in ROUNDS if s == stem]
+        paths = [round_notebook(stem, r, folder) for r in ks]
+        _GRADED[stem] = dict(zip(ks, grade_many(paths, grade_notebook, jobs=JOBS)))
+    graded = _GRADED[stem][k]
+    assert graded.error is None, f"{stem} round {k} could not be graded: {graded.error}"
+    return graded.result
+
+
+@pytest.mark.parametrize("stem,k", ROUNDS, ids=[f"{s}-round{k}" for s, k in ROUNDS])
+def test_wrong_answers_earn_zero(stem, k, tmp_path_factory):
+    chosen = chosen_in_round(stem, k)
+    result = graded_round(stem, k, tmp_path_factory.mktemp(f"wrong-{stem}"))
     table = format_table(result)
     for exercise in result["exercises"]:
         if exercise["id"] in chosen:
