@@ -43,6 +43,7 @@ import torch
 import torch.distributed as dist
 
 from tplab import comm
+from tplab.checks.forbid import guard  # exercise 07.2's check hides it, even reloaded
 
 __all__ = ["ShardedOptimizer", "optimizer_state_bytes", "zero_memory_bytes"]
 
@@ -92,6 +93,7 @@ class ShardedOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, params, optimizer_cls=torch.optim.AdamW, group=None, **kwargs):
+        guard("tplab.zero.ShardedOptimizer")
         unique = {id(p): p for p in params if p.requires_grad}
         self.params = list(unique.values())
         if not self.params:

@@ -5,10 +5,16 @@ schedules and formulas): a check that called the learner's function with tplab's
 reach could be passed by handing that answer over. `forbidden` makes each answer raise an
 AssertionError that says so, under every name that holds it while the block runs: in the
 notebook's globals, in the default arguments of the notebook's functions
-(`def f(p, m, _answer=one_f_one_b)`), and in every loaded tplab or
+(`def f(p, m, _answer=one_f_one_b)`, also inside a tuple, list or dict default:
+`_lib=(Grid,)`), in their closures, and in every loaded tplab or
 torch.distributed.pipelining module (so `from tplab.tp.blocks import attention_shards` or an
 import inside the answer finds the stand-in too). Afterwards every such name gets its function
 back, also in a module first imported meanwhile (it bound the stand-in).
+
+A name swap cannot reach a module reloaded meanwhile (`importlib.reload(tplab.mesh).Grid` is a
+new class): so the library's answers the checks hide (tplab.mesh.Grid, tplab.cost.plan_decode,
+tplab.zero.ShardedOptimizer, ...) call `guard("<module>.<name>")` first, which raises while
+a `forbidden` block hides that name. The registry survives a reload of this module too.
 
     with forbidden(globals(), {one_f_one_b: "my_1f1b called tplab.pp.one_f_one_b, ..."}):
         lists = my_1f1b(4, 8, 0)
@@ -19,9 +25,25 @@ import contextlib
 import sys
 import types
 
-__all__ = ["forbidden"]
+__all__ = ["forbidden", "guard"]
 
 MODULES = ("tplab", "torch.distributed.pipelining")   # module names whose own names are swapped
+
+
+# "module.qualname" -> message, while a block hides it; kept across importlib.reload(forbid)
+_HIDDEN: dict[str, str] = globals().get("_HIDDEN", {})
+
+
+def guard(name: str) -> None:
+    """Called first by a library answer (`guard("tplab.mesh.Grid")`): raises the check's
+    AssertionError while a `forbidden` block hides `name`, whichever copy of the module runs."""
+    message = _HIDDEN.get(name)
+    if message is not None:
+        raise AssertionError(message)
+
+
+def _key(answer) -> str:
+    return f"{getattr(answer, '__module__', '')}.{getattr(answer, '__qualname__', '')}"
 
 
 def _spaces(namespace: dict) -> list[dict]:
@@ -36,20 +58,50 @@ def _raising(message: str):
     return stand_in
 
 
+def _swapped(value, swaps: dict):
+    """`value` with swapped items: the stand-in itself, or a tuple, list or dict holding it
+    (lists and dicts changed in place, a tuple rebuilt); other values unchanged."""
+    if id(value) in swaps:
+        return swaps[id(value)]
+    if isinstance(value, tuple) and any(id(v) in swaps for v in value):
+        return tuple(swaps.get(id(v), v) for v in value)
+    if isinstance(value, list):
+        value[:] = [swaps.get(id(v), v) for v in value]
+    elif isinstance(value, dict):
+        for k, v in list(value.items()):
+            if id(v) in swaps:
+                value[k] = swaps[id(v)]
+    return value
+
+
+def _swap_function(fn: types.FunctionType, swaps: dict) -> None:
+    """A function's default arguments (and containers in them) and its closure's cells."""
+    if fn.__defaults__:
+        fn.__defaults__ = tuple(_swapped(d, swaps) for d in fn.__defaults__)
+    if fn.__kwdefaults__:
+        fn.__kwdefaults__ = {k: _swapped(d, swaps) for k, d in fn.__kwdefaults__.items()}
+    for cell in fn.__closure__ or ():
+        try:
+            cell.cell_contents = _swapped(cell.cell_contents, swaps)
+        except ValueError:                      # an empty cell
+            pass
+
+
 def _swap(namespace: dict, swaps: dict) -> None:
     """Replace every value whose id is a key of `swaps` by swaps[id]: module names, notebook
-    names, and the notebook's functions' default arguments."""
+    names, and the notebook's functions' (and classes' methods') defaults and closures."""
     for space in _spaces(namespace):
         for name, value in list(space.items()):
             if id(value) in swaps:
                 space[name] = swaps[id(value)]
-    for fn in list(namespace.values()):
-        if not isinstance(fn, types.FunctionType):
-            continue
-        if fn.__defaults__ and any(id(d) in swaps for d in fn.__defaults__):
-            fn.__defaults__ = tuple(swaps.get(id(d), d) for d in fn.__defaults__)
-        if fn.__kwdefaults__ and any(id(d) in swaps for d in fn.__kwdefaults__.values()):
-            fn.__kwdefaults__ = {k: swaps.get(id(d), d) for k, d in fn.__kwdefaults__.items()}
+    for value in list(namespace.values()):
+        if isinstance(value, types.FunctionType):
+            _swap_function(value, swaps)
+        elif isinstance(value, type) and value.__module__ == namespace.get("__name__"):
+            for method in list(vars(value).values()):
+                method = getattr(method, "__func__", method)
+                if isinstance(method, types.FunctionType):
+                    _swap_function(method, swaps)
 
 
 @contextlib.contextmanager
@@ -59,8 +111,12 @@ def forbidden(namespace: dict, answers: dict):
     docstring); afterwards each gets its function back."""
     stand_ins = {id(answer): _raising(message) for answer, message in answers.items()}
     originals = {id(stand_ins[id(answer)]): answer for answer in answers}
+    keys = {_key(answer): message for answer, message in answers.items()}
     _swap(namespace, stand_ins)
+    _HIDDEN.update(keys)
     try:
         yield
     finally:
+        for key in keys:
+            _HIDDEN.pop(key, None)
         _swap(namespace, originals)

@@ -8,6 +8,7 @@ that fits and says why. Memory: `tplab.cost.memory`; time: `tplab.cost.time` (th
 """
 from __future__ import annotations
 
+from tplab.checks.forbid import guard  # exercise 07.3's check hides these, even reloaded
 from tplab.cost.machines import H100, Hardware
 from tplab.cost.memory import decode_memory, training_memory
 from tplab.cost.model import LLAMA2_70B, ModelShape
@@ -34,6 +35,7 @@ def plan_decode(batch: int = 1, context: int = 4096, world: int = 8, hw: Hardwar
     is NOT cut into micro-batches (no overlap of stages, at any batch), so ms/token = pp × one
     stage's time. Fits: total ≤ the GPU's memory (all 80 GB: no reserve for the CUDA context
     or NCCL's buffers, ~1-5 GB in practice, so a total within a few GB of it is marginal)."""
+    guard("tplab.cost.plan.plan_decode")
     rows = []
     for tp, pp, dp in factorizations(world, shape, hw.gpus_per_server):
         per_replica = -(-batch // dp)
@@ -88,6 +90,7 @@ def plan_clusters(worlds=(8, 16, 32, 64), **kwargs) -> list[dict]:
 
 def best(rows: list[dict], key: str = "tokens_per_s") -> tuple[dict | None, str]:
     """The fitting row with the largest `key`, and a sentence saying why it wins."""
+    guard("tplab.cost.plan.best")
     fitting = [r for r in rows if r["fits"]]
     if not fitting:
         least = min(rows, key=lambda r: r["memory_GB"]) if rows else None
