@@ -1,4 +1,4 @@
-# memory is ignored: the most tokens/s within the target, fitting or not
+# sequences per replica rounded down (batch // dp): a replica may get 0
 def choose_deployment(target_ms, context, world=8, hw=H100, batches=BATCHES):
     # the qualifying {"tp", "pp", "dp", "batch"} with the most tokens/s, or None
     best = None
@@ -6,10 +6,10 @@ def choose_deployment(target_ms, context, world=8, hw=H100, batches=BATCHES):
         if tp > hw.gpus_per_server:
             continue
         for batch in batches:
-            b = math.ceil(batch / dp)
+            b = batch // dp
             need = decode_memory(LLAMA2_70B, tp, pp, b, context)["total"]
             ms = decode_time(LLAMA2_70B, tp, hw, b, context)["ms_per_token"]
-            if ms > target_ms:
+            if need > hw.memory_bytes or ms > target_ms:
                 continue
             key = (batch / ms * 1e3, -dp)
             if best is None or key > best[0]:
