@@ -16,7 +16,10 @@ The reference is `tplab.cost.plan_decode` (the lesson's planner: `decode_memory`
 runs. `check_choices` compares the learner's answer exactly on VARIANTS: cases chosen where
 each plausible slip changes the answer (the KV cache left out of memory, the target ignored,
 memory ignored, TP across servers, < for ≤ at a GPU whose memory equals a row's need exactly,
-a target equal to a row's time) and a few drawn with a seed.
+GB rounded before comparing at a GPU 1 MB short, a target equal to a row's time, the `batches`
+argument or the `hw` ignored, B // dp for ceil(B/dp), ties to more replicas), a few drawn with
+a fixed seed, and three drawn when the check runs (so a table of answers does not pass). Its
+message names the rule the learner's choice breaks, never the expected choice.
 """
 from __future__ import annotations
 
