@@ -151,8 +151,8 @@ def near_tie_model():
     with torch.no_grad():
         model.embed.weight[b] = model.embed.weight[a] * (1 - 1e-6)
     reference = one_at_a_time(model, requests)
-    # where a batched step (every step after the prefill, all 8 in flight) picks a first
-    flips = {i: t.index(a, 1) for i, t in reference.items() if a in t[1:]}
+    # where a batched step (every step: the 8 prompts are prefilled in one packed step) picks a
+    flips = {i: t.index(a) for i, t in reference.items() if a in t}
     assert flips, "the setup needs a request that decodes token a"
     return model, requests, reference, a, b, flips
 
@@ -202,11 +202,11 @@ def test_a_large_flip_is_reported_as_a_bug_not_a_near_tie():
     report = continuous_batching(model, requests, len(requests))
     model.head = head
     found = compare_outputs(report, reference, model)
-    assert {m.id for m in found} == set(reference)  # all 8 decoded in a batch at step 1
-    assert all(m.step == 1 and m.got == b for m in found)
-    # near ties exactly where the reference's step-1 token is a (b a hair behind), bugs elsewhere
+    assert {m.id for m in found} == set(reference)  # all 8 prefilled in one packed step
+    assert all(m.step == 0 and m.got == b for m in found)
+    # near ties exactly where the reference's first token is a (b a hair behind), bugs elsewhere
     ties = {m.id for m in found if m.near_tie}
-    assert ties == {i for i, t in reference.items() if t[1] == a}
+    assert ties == {i for i, t in reference.items() if t[0] == a}
     bugs = [m for m in found if not m.near_tie]
     assert bugs and all(m.gap > 1.0 for m in bugs), [str(m) for m in bugs]
     assert "NOT a near tie: a bug" in str(bugs[0])

@@ -6,7 +6,8 @@ one request: the real model or a sleeping stand-in), `scheduling.py` (the rules:
 dynamic, FIFO or shortest-first, a lost worker's request retried), `pool.py` (`serve`: worker
 processes fed from a queue by those rules),
 `records.py` (per-request times and the Report: throughput, makespan, p50/p95 latency),
-`batching.py` (one replica, many requests per step: static vs continuous batching) and
+`batching.py` (one replica, many requests per step: static vs continuous batching),
+`packing.py` (how both prefill: a shared prefix computed once, prompts packed into a step) and
 `ray_pool.py` (the same pool as Ray actors, for many machines; imports Ray only when used).
 """
 from tplab.serve.batching import (
@@ -19,6 +20,7 @@ from tplab.serve.batching import (
     static_batching,
 )
 from tplab.serve.engines import Engine, ModelEngine, SleepEngine
+from tplab.serve.packing import PrefixCache, packed_step, shared_prefix
 from tplab.serve.pool import serve
 from tplab.serve.prompts import PROMPTS
 from tplab.serve.ray_pool import local_ray, ray_temp_dir, serve_ray
@@ -30,4 +32,4 @@ __all__ = ["Engine", "ModelEngine", "SleepEngine", "serve", "ServeError", "POLIC
            "static_shares", "Scheduler", "PROMPTS", "Record", "Report", "Request", "make_workload",
            "draw_lengths", "reference_outputs", "static_batching", "continuous_batching",
            "compare_outputs", "decode_step", "BatchReport", "Mismatch", "NEAR_TIE", "serve_ray",
-           "local_ray", "ray_temp_dir"]
+           "local_ray", "ray_temp_dir", "PrefixCache", "packed_step", "shared_prefix"]
