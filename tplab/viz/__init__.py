@@ -20,6 +20,7 @@
     zero_sp.py          lesson 07: ZeRO's model state per stage, optimizer state per rank
     cost.py             lesson 07: memory per configuration, the cost model vs measured/published
     grid_checks.py      exercise 07.3: decode layouts' tokens/s against time per token, the choice
+    interview.py        lesson 08: the bank's items per topic and kind, time lost per parallelism
 """
 from tplab.viz import (
     collectives,
@@ -29,6 +30,7 @@ from tplab.viz import (
     decode_batch,
     grid3d,
     grid_checks,
+    interview,
     mesh,
     pipeline,
     ranks,
@@ -43,5 +45,5 @@ from tplab.viz import (
 )
 
 __all__ = ["collectives", "cost", "data_parallel", "decode", "decode_batch", "grid3d",
-           "grid_checks", "mesh", "pipeline", "ranks", "scale", "serving", "serving_checks",
-           "tensor_parallel", "tp_memory", "tp_order", "tp_timeline", "zero_sp"]
+           "grid_checks", "interview", "mesh", "pipeline", "ranks", "scale", "serving",
+           "serving_checks", "tensor_parallel", "tp_memory", "tp_order", "tp_timeline", "zero_sp"]
