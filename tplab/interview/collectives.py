@@ -76,6 +76,9 @@ ITEMS = (
          "Reduce-scatter leaves each rank the sum of one 1/n slice; all-gather then gives every "
          "rank every slice. ZeRO and sequence parallelism split the all-reduce exactly there.",
          "01 §5", wrong_answers=("B", "C", "D"), correct="A",
+         explanation_zh="reduce-scatter 之后，每个 rank 持有其中一个 1/n 分片的和；"
+                        "all-gather 再把每个分片发给每个 rank。ZeRO 和序列并行正是在这里把 "
+                        "all-reduce 拆成两半。",
          options=(
              Option("reduce-scatter, then all-gather", "reduce-scatter，然后 all-gather",
                     "Right: the sum of each slice, then every slice everywhere."),
@@ -106,6 +109,8 @@ ITEMS = (
          "choice",
          "All-to-all: rank i's j-th piece goes to rank j. All-gather sends the same piece to all.",
          "01 §6", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="all-to-all：rank i 的第 j 块发给 rank j。all-gather 则是把同一块发给所有 "
+                        "rank。",
          options=(
              Option("all-gather", "all-gather", "Wrong: every rank receives the same pieces."),
              Option("all-to-all", "all-to-all", "Right: piece j of rank i goes to rank j."),

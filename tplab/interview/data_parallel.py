@@ -82,6 +82,8 @@ ITEMS = (
          "Divide by the world size: the mean of equal shards' mean gradients is the global "
          "batch's mean gradient, so the step equals one process on the whole batch.",
          "02 §2", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="除以 world size：各个等大分片的平均梯度再取平均，"
+                        "就是整个全局 batch 的平均梯度，因此这一步与单进程跑整个 batch 完全相同。",
          options=(
              Option("nothing: the sum is the gradient", "什么都不用做，和就是梯度",
                     "Wrong: the step would be world-size times too large."),
@@ -100,6 +102,9 @@ ITEMS = (
          "weights every step, outputs gathered on GPU 0); DDP is one process per GPU that "
          "all-reduces gradient buckets while backward still runs.",
          "02 §3, §5", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="DataParallel 是一个进程驱动所有 GPU（受 GIL 限制，每步都要分发输入、"
+                        "复制权重，输出汇集到 GPU 0）；DDP 每张 GPU 一个进程，"
+                        "反向传播还在进行时就对梯度 bucket 做 all-reduce。",
          options=(
              Option("DDP sends fewer bytes of gradients", "DDP 发送的梯度字节更少",
                     "Wrong: both move one model's worth of gradients."),
@@ -120,6 +125,9 @@ ITEMS = (
          "model and answers its own requests; the only 'combining' is returning answers in "
          "order. It pays off only if the model fits on one device.",
          "02 §1", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="推理没有反向传播，也没有要平均的东西：每个副本持有完整模型，"
+                        "各自处理自己的请求；唯一的“汇总”就是按顺序返回结果。"
+                        "只有模型能放进单个设备时这样做才划算。",
          options=(
              Option("Right as written", "原文说得对",
                     "Wrong: inference computes no gradients."),

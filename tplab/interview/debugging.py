@@ -44,6 +44,10 @@ ITEMS = (
          "with the same sizes. TORCH_DISTRIBUTED_DEBUG=DETAIL (tplab.launch(debug=True)) checks "
          "each call across ranks and fails at once naming the mismatch.",
          "00 §5, 01 §3", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="集合通信调用不匹配：每个 rank 必须以相同的顺序、"
+                        "相同的大小调用相同的集合通信。TORCH_DISTRIBUTED_DEBUG=DETAIL"
+                        "（tplab.launch(debug=True)）会跨 rank 核对每次调用，"
+                        "一旦不匹配立即报错并指出不匹配之处。",
          options=(
              Option("the network is slow: raise the timeout", "网络慢，调大超时时间",
                     "Wrong: it will never complete."),
@@ -64,6 +68,9 @@ ITEMS = (
          "a collective with it and lost the connection when it died; tplab.launch reports the "
          "earliest non-echo failure for this reason.",
          "00 §4", wrong_answers=("A", "C"), correct="B",
+         explanation_zh="根因是最早的非连锁错误：rank 2 的 ValueError。"
+                        "其他 rank 正和它一起等在某个集合通信里，它一退出连接就断了；正因如此，"
+                        "tplab.launch 报告的是最早的非连锁错误。",
          options=(
              Option("rank 0's, the lowest rank", "rank 0 的，编号最小",
                     "Wrong: rank numbers say nothing about causes."),
@@ -79,6 +86,8 @@ ITEMS = (
          "Rank 0 waits forever for the others to enter a barrier they never call: a collective "
          "must be called by every rank of its group. Put the barrier outside the if.",
          "00 §5, 01 §3", wrong_answers=("A", "C"), correct="B",
+         explanation_zh="rank 0 永远在等其他 rank 进入 barrier，而它们根本不会调用："
+                        "集合通信必须由组内每个 rank 都调用。把 barrier 移到 if 外面。",
          options=(
              Option("rank 0 waits alone, then continues", "rank 0 单独等一下然后继续",
                     "Wrong: a barrier needs everyone."),
@@ -96,6 +105,8 @@ ITEMS = (
          "as if the learning rate were 8×: the loss may diverge. Missing the all-reduce "
          "altogether is the bug where replicas drift apart.",
          "02 §2", wrong_answers=("A", "C"), correct="B",
+         explanation_zh="各副本保持一致（都加上同一个和），但每步都大了 8 倍，相当于学习率乘以 8："
+                        "loss 可能发散。完全漏掉 all-reduce 才是副本参数逐渐不一致的那个 bug。",
          options=(
              Option("replicas drift apart", "各副本参数逐渐不一致",
                     "Wrong: that is the missing all-reduce."),
@@ -110,6 +121,9 @@ ITEMS = (
          "Notice the dead worker (its pipe closes or a deadline passes), put its request back "
          "on the queue for another worker, and report it; a request must be safe to run twice.",
          "06 §4", wrong_answers=("A", "C"), correct="B",
+         explanation_zh="发现 worker 已死（它的管道关闭或超过了截止时间），"
+                        "把它的请求放回队列交给其他 worker，并上报；"
+                        "同一个请求必须可以安全地执行两次。",
          options=(
              Option("wait for the worker to come back", "等待该 worker 恢复",
                     "Wrong: a dead process never answers."),

@@ -105,6 +105,9 @@ ITEMS = (
          "H100 needs ~300 FLOPs per byte read to be compute-bound. Batching reuses each weight "
          "read for many sequences.",
          "04 §4, §5", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="每个权重读一次只做 2 次浮点运算（bf16 下约 1 FLOP/字节），"
+                        "而 H100 每读 1 字节要做约 300 FLOPs 才会受算力限制（compute-bound）。"
+                        "批处理让每次读入的权重被多个序列复用。",
          options=(
              Option("the KV cache is too large to fit", "KV cache 太大放不下",
                     "Wrong: a fit problem, not a speed one."),
@@ -124,6 +127,9 @@ ITEMS = (
          "sharded (ZeRO-3 or TP·PP = 8) it is 138 GB per GPU before activations. It takes more "
          "servers, CPU/NVMe offload, or parameter-efficient fine-tuning.",
          "07 §6", wrong_answers=("A", "B", "D"), correct="C",
+         explanation_zh="不能：每个参数 16 字节，模型状态共 1.1 TB，而 HBM 总共只有 640 GB；"
+                        "即使完全切分（ZeRO-3 或 TP·PP = 8），不算激活每卡也要 138 GB。"
+                        "需要更多服务器、CPU/NVMe offload，或参数高效微调。",
          options=(
              Option("yes, with DDP", "可以，用 DDP", "Wrong: DDP replicates all 1.1 TB."),
              Option("yes, with ZeRO-3", "可以，用 ZeRO-3", "Wrong: still 138 GB per GPU."),

@@ -75,6 +75,8 @@ ITEMS = (
          "Peak activation memory (p micro-batches in flight instead of m); the bubble "
          "(p-1)/(m+p-1) is unchanged. Interleaving is what shrinks the bubble.",
          "05 §5, §6", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="改进的是激活的峰值显存（同时在途的是 p 个 micro-batch，而不是 m 个）；"
+                        "bubble (p-1)/(m+p-1) 不变。缩小 bubble 要靠交错式调度（interleaving）。",
          options=(
              Option("the bubble", "bubble", "Wrong: same fill and drain."),
              Option("peak activation memory", "激活的峰值显存",
@@ -91,6 +93,9 @@ ITEMS = (
          "One stage works at a time: each GPU is busy 1/p of the step. It saves memory, not "
          "time; micro-batches (a pipeline) let stages overlap, leaving only the bubble.",
          "05 (opening), §3", wrong_answers=("A", "C"), correct="B",
+         explanation_zh="同一时刻只有一个 stage 在工作：每张 GPU 只有 1/p 的时间在忙。"
+                        "这样省的是显存而不是时间；切成 micro-batch（即流水线）"
+                        "才能让各 stage 重叠执行，只剩下 bubble。",
          options=(
              Option("all GPUs busy all the time", "所有 GPU 一直满负荷",
                     "Wrong: stage 2 waits for stage 1's output."),

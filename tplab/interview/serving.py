@@ -43,6 +43,9 @@ ITEMS = (
          "start ≤ (Σt - t_last)/w. Hence at most 2 - 1/w times the optimum, and one long "
          "request dominates a heavy-tailed workload.",
          "06 §2, §3", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="T ≤ Σt/w + (1 - 1/w)·max t：最后一个任务开始时所有 worker 都在忙，"
+                        "所以它的开始时间 ≤ (Σt - t_last)/w。因此最多是最优解的 2 - 1/w 倍；"
+                        "在重尾负载下，一个长请求就决定了总时间。",
          options=(
              Option("T ≤ Σt / w", "T ≤ Σt / w",
                     "Wrong: that is the lower bound (perfect balance)."),
@@ -57,6 +60,9 @@ ITEMS = (
          "Dynamic (workers pull the next request when free): a static split fixes shares before "
          "lengths are known, so one replica may get several long requests while others idle.",
          "06 §2", wrong_answers=("A", "C"), correct="B",
+         explanation_zh="动态分配（worker 空闲时取下一个请求）："
+                        "静态划分在知道请求长度之前就定好了份额，"
+                        "某个副本可能分到好几个长请求，而其他副本却闲着。",
          options=(
              Option("static round-robin, decided up front", "事先固定的轮询分配",
                     "Wrong: shares are fixed before lengths are known."),
@@ -71,6 +77,8 @@ ITEMS = (
          "Mean and median latency drop (no head-of-line blocking behind a long request) while "
          "the makespan barely moves; the long requests wait longest and can starve under load.",
          "06 §3", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="平均延迟和中位延迟下降（短请求不再排在长请求后面，没有队头阻塞），"
+                        "而 makespan 几乎不变；长请求等得最久，高负载下可能被饿死。",
          options=(
              Option("throughput doubles", "吞吐翻倍", "Wrong: the same total work."),
              Option("lower mean latency; long requests wait longer",
@@ -86,6 +94,8 @@ ITEMS = (
          "When a sequence finishes, a waiting request takes its slot at the next decode step; a "
          "static batch runs until its longest sequence ends, its finished slots idle.",
          "06 §5", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="某个序列结束后，等待中的请求在下一个解码步就占用它的位置；"
+                        "静态 batch 则要一直跑到最长的序列结束，已完成的位置只能空着。",
          options=(
              Option("it uses larger batches", "使用更大的 batch", "Wrong: the same max batch."),
              Option("it refills a finished sequence's slot at the next step",

@@ -20,6 +20,8 @@ ITEMS = (
          "f is the identity forward and an all-reduce of the input's gradient backward; g (after "
          "the row-parallel layer) is its mirror: all-reduce forward, identity backward.",
          "03 §2", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="f 前向是恒等，反向对输入的梯度做 all-reduce；g（行并行层之后）与之对称："
+                        "前向 all-reduce，反向恒等。",
          options=(
              Option("all-reduce forward, identity backward", "前向 all-reduce，反向恒等",
                     "Wrong: that is g."),
@@ -38,6 +40,9 @@ ITEMS = (
          "activation needs no communication; the row-split second matrix then yields partial "
          "sums, added by ONE all-reduce per MLP.",
          "03 §1, §3", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="第一个矩阵按列切分，每个 rank 得到完整的隐藏单元，逐元素激活无需通信；"
+                        "按行切分的第二个矩阵随后产出部分和，每个 MLP 只需一次 all-reduce "
+                        "把它们加起来。",
          options=(
              Option("to balance memory", "为了平衡显存", "Wrong: either split balances memory."),
              Option("so the nonlinearity runs locally and one all-reduce finishes the MLP",
@@ -54,6 +59,8 @@ ITEMS = (
          "Two: after attention's output projection and after the MLP (each a g). Backward adds "
          "two more (the f's): four per layer per micro-batch in training.",
          "03 §6, §7", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="两次：attention 输出投影之后一次，MLP 之后一次（各是一个 g）。"
+                        "反向再加两次（f）：训练时每层每个 micro-batch 共四次。",
          options=(
              Option("one", "1 次", "Wrong: attention and MLP each end in partial sums."),
              Option("two", "2 次", "Right: one g after attention, one after the MLP."),
@@ -67,6 +74,8 @@ ITEMS = (
          "Heads are split by KV group: 8 query heads and the 1 KV head they read. With TP = 16 "
          "there are fewer KV heads than ranks, and each KV head is replicated on two ranks.",
          "03 §4, 04 §2", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="按 KV 组切分注意力头：每个 rank 持有 8 个 query 头和它们读取的那 1 个 KV "
+                        "头。TP = 16 时 KV 头比 rank 少，每个 KV 头要在两个 rank 上各存一份。",
          options=(
              Option("64 query heads and 1 KV head", "64 个 query 头和 1 个 KV 头",
                     "Wrong: query heads are split too."),
@@ -85,6 +94,9 @@ ITEMS = (
          "All-reduce the max (for stability), then the sum of exp, and the target's logit (held "
          "by one rank, zero elsewhere): a few numbers per token instead of vocab/t logits.",
          "03 §5", wrong_answers=("A", "C", "D"), correct="B",
+         explanation_zh="先 all-reduce 最大值（为了数值稳定），再 all-reduce 指数和以及目标 token "
+                        "的 logit（只在一个 rank 上，其余 rank 为 0）：每个 token 只传几个数，"
+                        "而不是 vocab/t 个 logits。",
          options=(
              Option("each rank computes cross-entropy on its slice and they are averaged",
                     "每个 rank 在自己的分片上算交叉熵再取平均",
@@ -131,6 +143,9 @@ ITEMS = (
          "between them the norms and dropouts run on 1/t of the sequence, so their activations "
          "are split t ways.",
          "07 §4", wrong_answers=("A", "C"), correct="B",
+         explanation_zh="不变：all-reduce 本身就是 reduce-scatter + all-gather。"
+                        "变化在于两者之间的归一化层和 dropout 只处理 1/t 的序列，"
+                        "它们的激活因此切成 t 份。",
          options=(
              Option("doubled", "翻倍", "Wrong: the two halves of one all-reduce."),
              Option("the same", "不变", "Right: measured equal in lesson 07."),
