@@ -1,0 +1,87 @@
+"""FastDecoder (static KV cache, row-split products, compiled step, bf16): the default decoder's
+tokens at float32 — the tokens test_models.py checks against transformers."""
+import pytest
+import torch
+
+from tplab.checks.lesson06_batching import tiny_llama
+from tplab.layers.static_cache import StaticKVCache, causal_mask, context_length
+from tplab.models.fast_decode import FastDecoder, fast_generate
+from tplab.models.generate import generate
+
+TINY_PROMPT = [5, 9, 12, 3]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_llama()
+
+
+def test_static_cache_writes_in_place_and_masks_the_future():
+    cache = StaticKVCache(1, 2, 8, 4)
+    k, v = torch.ones(1, 2, 3, 4), torch.full((1, 2, 3, 4), 2.0)
+    before = cache.k.data_ptr()
+    cache.write(torch.arange(3), k, v)
+    assert cache.k.data_ptr() == before and cache.k[:, :, :3].eq(1).all()
+    assert cache.k[:, :, 3:].eq(0).all()  # zeros, never NaN, where nothing was written
+    mask = causal_mask(torch.tensor([2]), 8)
+    assert mask.tolist() == [[True, True, True, False, False, False, False, False]]
+    out = cache.attend(torch.randn(1, 4, 1, 4), mask)  # 4 query heads over 2 KV heads
+    assert torch.allclose(out, torch.full_like(out, 2.0))
+    assert context_length(1) == 256 and context_length(257) == 512
+
+
+@pytest.mark.parametrize("threads,layout", [(1, "rows"), (2, "cols"), (3, "rows")])
+def test_tiny_model_same_tokens_eager(tiny, threads, layout):
+    reference = list(generate(tiny, TINY_PROMPT, 20, stop_at_eos=False))
+    decoder = FastDecoder(tiny, threads=threads, layout=layout, max_len=8)  # grows to 256
+    assert list(fast_generate(decoder, TINY_PROMPT, 20, stop_at_eos=False)) == reference
+    assert list(fast_generate(decoder, [7], 5, stop_at_eos=False)) == list(
+        generate(tiny, [7], 5, stop_at_eos=False))  # the cache reused: stale entries masked
+
+
+def test_compiled_step_same_tokens_and_timed_apart(tiny):
+    reference = list(generate(tiny, TINY_PROMPT, 20, stop_at_eos=False))
+    decoder = FastDecoder(tiny, threads=2, compile=True)
+    seconds = decoder.warm_up()
+    assert decoder.compiled_ok and seconds > 0
+    assert list(fast_generate(decoder, TINY_PROMPT, 20, stop_at_eos=False)) == reference
+
+
+def test_compile_failure_warns_and_decodes_eagerly(tiny, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+    monkeypatch.setattr(torch, "compile", broken)
+    decoder = FastDecoder(tiny, compile=True)
+    with pytest.warns(RuntimeWarning, match="no C.. compiler.*decoding eagerly"):
+        tokens = list(fast_generate(decoder, TINY_PROMPT, 10, stop_at_eos=False))
+    assert tokens == list(generate(tiny, TINY_PROMPT, 10, stop_at_eos=False))
+    assert not decoder.compiled_ok and decoder.compile_s is None
+
+
+def test_bf16_is_labelled_and_decodes(tiny):
+    decoder = FastDecoder(tiny, dtype=torch.bfloat16)
+    assert decoder.layers[0].qkv.b0.dtype == torch.bfloat16 and decoder.dtype == torch.bfloat16
+    tokens = list(fast_generate(decoder, TINY_PROMPT, 20, stop_at_eos=False))
+    assert len(tokens) == 20 and all(0 <= t < 64 for t in tokens)
+
+
+def test_rejects_a_tensor_parallel_rank_or_a_stage(tiny):
+    from torch import nn
+    stage = tiny_llama()
+    stage.head = nn.Identity()
+    with pytest.raises(ValueError, match="whole model"):
+        FastDecoder(stage)
+
+
+def test_real_model_same_tokens_as_the_default_decoder():
+    from tplab.models.loading import load_llama
+    from tplab.models.tokenizer import SmolTokenizer
+    torch.set_num_threads(2)
+    tok, model = SmolTokenizer(), load_llama()
+    prompts = ["Explain tensor parallelism in one sentence.", "Write a haiku about GPUs."]
+    for text in prompts:
+        ids = tok.encode(tok.chat(text))
+        reference = list(generate(model, ids, 24, stop_at_eos=False))
+        for threads, layout in ((2, "cols"), (1, "rows")):
+            decoder = FastDecoder(model, threads=threads, layout=layout)
+            assert list(fast_generate(decoder, ids, 24, stop_at_eos=False)) == reference
