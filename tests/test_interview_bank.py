@@ -9,6 +9,7 @@ import re
 import time
 
 import pytest
+import torch
 
 from tplab.interview import BANK, TOPICS, by_id, quiz, score
 from tplab.interview.bugs import check_source, source
@@ -91,6 +92,28 @@ def test_code_items_run_on_ranks_and_a_deadlocked_fix_fails_by_the_deadline():
     result = check_source(deadlock.code.task, source("buggy_pass_right"), timeout=2)
     assert not result.ok and "timed out" in result.message and time.monotonic() - t0 < 8
     assert time.monotonic() - started < 20
+
+
+def test_check_source_takes_a_function_checks_forward_outputs_and_uneven_shards():
+    """A notebook's function runs as it is on the ranks; the model-parallel task also compares
+    each stage's forward output; on 3 ranks (rows 3+3+2) dividing by the world size is wrong."""
+    from tplab.interview import bugs
+
+    assert check_source("model_parallel_gradients", bugs.fixed_model_parallel_gradients).ok
+    assert check_source("pass_right", bugs.fixed_pass_right, world=3).ok
+
+    def right_gradients_then_another_forward(stage, x, y):
+        grads = bugs.fixed_model_parallel_gradients(stage, x, y)
+        stage(torch.zeros(len(x), stage.in_features))        # the last forward is not the model's
+        return grads
+
+    result = check_source("model_parallel_gradients", right_gradients_then_another_forward)
+    assert not result.ok and "forward output differs" in result.message
+    uneven = check_source("data_parallel_gradients", bugs.fixed_data_parallel_gradients, world=3)
+    assert not uneven.ok and "differs from the one-process reference" in uneven.message
+    assert len(uneven.results) == 3
+    with pytest.raises(ValueError, match="runs on"):
+        check_source("model_parallel_gradients", bugs.fixed_model_parallel_gradients, world=3)
 
 
 def test_article_code_answers_are_ported():

@@ -10,6 +10,11 @@ grader's process), under `tplab.launch`'s deadline: a fix that still deadlocks e
 Two tasks port the source article's coding answers to PyTorch: its TensorFlow "data parallel"
 (gradients of the *output* with respect to the *input*, per device, never combined) and its
 "model parallel" (each half fed the raw input, then a `.gradient` method no module has).
+
+A submission is source text (what `tplab interview` reads from a file) or a function (what an
+exercise notebook defines): a function runs as it is on forked ranks, with its globals. For the
+model-parallel task the harness also records each stage's forward output (a hook), so a fix is
+compared with one process on the activations as well as on the gradients.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TASKS", "CheckResult", "check_source", "source", "run_submission"]
+__all__ = ["TASKS", "WORLDS", "CheckResult", "check_source", "source", "run_submission",
+           "labels", "reference_forward"]
 
 
 # ---- task 1: one data-parallel SGD step (lesson 02 §2) --------------------------------------
@@ -73,7 +79,7 @@ def fixed_data_parallel_gradients(model, x, y):
     grads = torch.autograd.grad(loss, list(model.parameters()))   # w.r.t. weights, not input
     for g in grads:
         dist.all_reduce(g)                            # combine the devices' gradients
-        g /= dist.get_world_size()
+        g /= dist.get_world_size()                    # equal shards: mean of means = the mean
     return list(grads)
 
 
@@ -145,7 +151,7 @@ def _inputs(task: str, rank: int, world: int) -> tuple:
     x, y = _batch()
     if task == "model_parallel_gradients":
         return _stages()[rank], x, y
-    xs, ys = x.chunk(world)[rank], y.chunk(world)[rank]
+    xs, ys = x.chunk(world)[rank], y.chunk(world)[rank]   # 8 rows: 4+4 on 2 ranks, 3+3+2 on 3
     model = _mlp()
     return (model, xs, ys, 0.1) if task == "train_step" else (model, xs, ys)
 
@@ -168,6 +174,7 @@ def _reference(task: str, rank: int, world: int) -> list:
 
 TASKS = {"train_step": 2, "data_parallel_gradients": 2, "model_parallel_gradients": 2,
          "pass_right": 2}   # task -> the world size its inputs are built for
+WORLDS = {"model_parallel_gradients": (2,)}   # the worlds a task allows (others: any >= 2)
 
 
 def source(name: str) -> str:
@@ -187,50 +194,110 @@ def _pick(namespace: dict, task: str):
     raise NameError(f"define a function named {task}() (or keep the name you were given)")
 
 
-def run_submission(task: str, text: str):
-    """On one rank: execute the submitted source, call its function on this rank's inputs."""
-    namespace = {"torch": torch, "dist": dist, "nn": nn, "F": F, "__name__": "submission"}
-    exec(compile(text, "<submission>", "exec"), namespace)
-    out = _pick(namespace, task)(*_inputs(task, dist.get_rank(), dist.get_world_size()))
-    out = [out] if isinstance(out, torch.Tensor) else list(out)
-    return [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in out]
+def labels(task: str, rank: int) -> list[str]:
+    """What each tensor of `task`'s result on `rank` is, for messages."""
+    if task == "pass_right":
+        return ["the tensor received"]
+    if task == "model_parallel_gradients":
+        layer = ("first", "second")[rank]
+        return [f"the {layer} layer's {n} gradient" for n, _ in _stages()[rank].named_parameters()]
+    what = "updated parameter" if task == "train_step" else "gradient of"
+    return [f"{what} {n}" for n, _ in _mlp().named_parameters()]
+
+
+def run_submission(task: str, text) -> dict:
+    """On one rank: call the submission (source text, executed here, or a function) on this
+    rank's inputs. Returns {"returned": its tensors, "forward": the stage's last forward output
+    (model-parallel task; else None)}."""
+    if callable(text):
+        fn = text
+    else:
+        namespace = {"torch": torch, "dist": dist, "nn": nn, "F": F, "__name__": "submission"}
+        exec(compile(text, "<submission>", "exec"), namespace)
+        fn = _pick(namespace, task)
+    inputs = _inputs(task, dist.get_rank(), dist.get_world_size())
+    seen = []
+    if task == "model_parallel_gradients":
+        inputs[0].register_forward_hook(lambda module, args, out: seen.append(out.detach()))
+    out = fn(*inputs)
+    if isinstance(out, torch.Tensor):
+        out = [out]
+    elif not isinstance(out, (list, tuple)):
+        raise TypeError(f"{getattr(fn, '__name__', task)} returned {type(out).__name__}; "
+                        f"return a list of tensors")
+    out = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in out]
+    return {"returned": out, "forward": seen[-1].clone() if seen else None}
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckResult:
+    """ok, why (`message`), and what every rank returned (`results`, when the ranks finished)."""
     ok: bool
     message: str
+    results: list | None = None
 
 
-def _same(got, want) -> str:
+def _same(got, want, labels=()) -> str:
     if len(got) != len(want):
         return f"returned {len(got)} tensors, expected {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):
+        label = labels[i] if i < len(labels) else f"result {i}"
         if not isinstance(g, torch.Tensor) or g.shape != w.shape:
             shape = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
-            return f"result {i}: got {shape}, expected a tensor of shape {tuple(w.shape)}"
+            return f"{label} (result {i}): got {shape}, expected a tensor of shape " \
+                   f"{tuple(w.shape)}"
         if not torch.allclose(g.float(), w.float(), rtol=1e-5, atol=1e-6):
-            return f"result {i} differs from the one-process reference by " \
+            return f"{label} (result {i}) differs from the one-process reference by " \
                    f"{(g.float() - w.float()).abs().max().item():.3g}"
     return ""
 
 
-def check_source(task: str, text: str, world: int = 2, timeout: float = 10.0) -> CheckResult:
-    """Run `text` (a fix of `task`'s buggy function) on `world` ranks within `timeout` seconds
-    and compare every rank's result with the one-process reference."""
+def reference_forward(task: str, rank: int):
+    """The stage's output in one process (model-parallel task): first(x), second(first(x))."""
+    if task != "model_parallel_gradients":
+        return None
+    x, _ = _batch()
+    first, second = _stages()
+    with torch.no_grad():
+        hidden = first(x)
+        return (hidden, second(hidden))[rank]
+
+
+def _forward_problem(task: str, rank: int, seen) -> str:
+    want = reference_forward(task, rank)
+    if want is None:
+        return ""
+    if seen is None:
+        return "its stage never ran forward"
+    if seen.shape != want.shape or not torch.allclose(seen, want, rtol=1e-5, atol=1e-6):
+        return (f"its stage's forward output differs from the one-process model's (the "
+                f"{('first', 'second')[rank]} layer's output on the whole batch): is the "
+                f"second layer fed the first layer's activation?")
+    return ""
+
+
+def check_source(task: str, text, world: int = 2, timeout: float = 10.0) -> CheckResult:
+    """Run `text` (a fix of `task`'s buggy function: source text or a function) on `world`
+    gloo ranks within `timeout` seconds and compare every rank's result (and, for the
+    model-parallel task, every stage's forward output) with the one-process reference."""
     from tplab.ranks import WorkerError, launch
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}: one of {sorted(TASKS)}")
+    if world < 2 or world not in WORLDS.get(task, (world,)):
+        raise ValueError(f"task {task!r} runs on {WORLDS.get(task, 'at least 2')} ranks, "
+                         f"not {world}")
+    if not callable(text):
+        try:
+            compile(text, "<submission>", "exec")
+        except SyntaxError as exc:
+            return CheckResult(False, f"syntax error: {exc}")
     try:
-        compile(text, "<submission>", "exec")
-    except SyntaxError as exc:
-        return CheckResult(False, f"syntax error: {exc}")
-    try:
-        results = launch(run_submission, world, task, text, timeout=timeout)
+        results = launch(run_submission, world, task, text, backend="gloo", timeout=timeout)
     except WorkerError as exc:
         return CheckResult(False, str(exc).split("\n")[0])
     for rank, got in enumerate(results):
-        problem = _same(got, _reference(task, rank, world))
+        problem = (_same(got["returned"], _reference(task, rank, world), labels(task, rank))
+                   or _forward_problem(task, rank, got["forward"]))
         if problem:
-            return CheckResult(False, f"rank {rank}: {problem}")
-    return CheckResult(True, f"all {world} ranks equal the one-process reference")
+            return CheckResult(False, f"rank {rank}: {problem}", results)
+    return CheckResult(True, f"all {world} ranks equal the one-process reference", results)
