@@ -1,11 +1,17 @@
-"""SmolLM2-135M decoding side by side: transformers, tplab TP=1, TP=2 (fast and gloo all-reduce).
+"""SmolLM2-135M decoding side by side: transformers, tplab TP=1 (default, threads, compiled,
+bf16), TP=2 (fast and gloo all-reduce), and the issue-17 targets as ratios.
 
-    python bench/decode.py            # ~2 min on 2 cores
+    python bench/decode.py            # ~4 min on 2 cores (compiling the step: ~1-2 min of it)
     python bench/decode.py --quick    # fewer repeats
+    python bench/decode.py --no-compile --no-tp2   # the eager rows only
 
 Prints one JSON object per line: {"impl", "tp", "metric", "value"}
-  impl  "hf" (transformers, fp32), "tplab" (tplab's fast all-reduce), "tplab-gloo" (gloo's),
-        "machine"
+  impl  "hf" (transformers, fp32), "tplab" (tplab's default decoder; at TP=2 its fast
+        all-reduce), "tplab-gloo" (TP=2, gloo's), "machine", and `tplab.models.fast_decode`'s
+        FastDecoder at TP=1 (static KV cache, products split over --threads threads, Wᵀ stored):
+        "tplab-threads" (fp32, eager), "tplab-compiled" (fp32, torch.compile'd step),
+        "tplab-bf16" (bf16 weights and activations, eager: labelled, never the default);
+        "target": the issue's two targets, computed from this run
   metric
     prefill_tok_s  tokens/s for a forward over a 128-token prompt
     decode_tok_s   tokens/s over 64 new tokens, one forward each, reading the KV cache
@@ -17,7 +23,15 @@ Prints one JSON object per line: {"impl", "tp", "metric", "value"}
                    other to arrive (load imbalance: 6 + 3 heads at TP=2); the larger of the two
     weight_gbs     weights read per token / time per token (TP=1): achieved bandwidth
     mem_read_gbs   the machine: GB/s summing a 512 MiB float32 tensor (the median of 5 sums,
-                   `tplab.timing.read_bandwidth_gbs`)
+                   `tplab.timing.read_bandwidth_gbs`; on a GPU, a 1 GiB tensor on it)
+    compile_s      seconds compiling the decode step (tplab-compiled; apart from decode_tok_s)
+    agreement      tplab-bf16: the share of greedy tokens equal to fp32's over the held-out
+                   prompts (tplab.serve.prompts.PROMPTS[:8], 32 tokens each, teacher-forced:
+                   each position after fp32's own prefix, so one early difference counts once)
+    product_gbs    the best fp32 row's bandwidth per product kind ("product": qkv, o, gate_up,
+                   down, head), each timed over its 30 layers in a row (weights from memory)
+    roofline_share target: the best fp32 TP=1 weight_gbs / mem_read_gbs (issue: >= 0.70)
+    tp1_vs_hf      target: the best fp32 TP=1 decode_tok_s / hf's, same threads (issue: >= 1.5)
 
 Method: the same prompt and threads for hf and tplab TP=1 (all cores); TP=2 runs two ranks
 of one thread each. Both models run the same loop (prefill, then 64 single-token
@@ -102,33 +116,134 @@ def emit(impl, tp, metric, value):
     print(json.dumps(row), flush=True)
 
 
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fast(decoder, ids) -> tuple[float, float]:
+    """time_tplab for a FastDecoder: the prefill (eager), then 64 fixed-shape steps."""
+    with stopwatch() as prefill:
+        logits = decoder.prefill(ids)
+        sync(decoder.device)
+    with stopwatch() as decode:
+        for i in range(NEW_TOKENS):
+            logits = decoder.decode(int(logits[0, -1].argmax()), len(ids) + i)
+        sync(decoder.device)
+    return prefill.seconds, decode.seconds
+
+
+def bf16_agreement(fp32, bf16, n_prompts=8, new=32) -> float:
+    """Share of bf16's greedy tokens equal to fp32's, each after fp32's own prefix."""
+    from tplab.models.fast_decode import fast_generate
+    from tplab.serve.prompts import PROMPTS
+    tok, same, total = SmolTokenizer(), 0, 0
+    for text in PROMPTS[:n_prompts]:
+        ids = tok.encode(tok.chat(text))
+        ref = list(fast_generate(fp32, ids, new, stop_at_eos=False))
+        logits = bf16.prefill(ids + ref[:-1])[0, len(ids) - 1:]
+        same += sum(int(a == b) for a, b in zip(logits.argmax(-1).tolist(), ref))
+        total += len(ref)
+    return same / total
+
+
+def product_gbs(decoder, repeats=5) -> dict[str, float]:
+    """GB/s of each product kind, timed over all its layers in a row (weights from memory)."""
+    out = {}
+    for kind in ("qkv", "o", "gate_up", "down", "head"):
+        mods = [decoder.head] if kind == "head" else [getattr(m, kind) for m in decoder.layers]
+        b0 = mods[0].b0
+        width = b0.shape[0] if mods[0].cols else b0.shape[1]
+        x = torch.randn(1, 1, width, dtype=decoder.dtype, device=decoder.device)
+        nbytes = sum(b.numel() * b.element_size() for m in mods for b in m.buffers())
+        times = []
+        for _ in range(repeats):
+            with stopwatch() as clock:
+                for m in mods:
+                    m(x)
+                sync(decoder.device)
+            times.append(clock.seconds)
+        out[kind] = nbytes / median(times) / 1e9
+    return out
+
+
+def device_read_gbs(device) -> float:
+    if torch.device(device).type != "cuda":
+        return read_bandwidth_gbs(512, 5, stat=median)
+    x = torch.ones(2**28, device=device)  # 1 GiB
+    times = []
+    for _ in range(6):
+        sync(device)
+        with stopwatch() as clock:
+            x.sum()
+            sync(device)
+        times.append(clock.seconds)
+    return x.numel() * 4 / median(times[1:]) / 1e9
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for hf and tplab TP=1")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where TP=1 runs (a GPU if there is one); TP=2 rows are CPU only")
+    parser.add_argument("--no-compile", action="store_true", help="skip tplab-compiled")
+    parser.add_argument("--no-tp2", action="store_true", help="skip the TP=2 rows")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else 3
     torch.set_num_threads(args.threads)
-    ids = prompt_ids()
+    ids, device = prompt_ids(), torch.device(args.device)
+    cpu = device.type == "cpu"
 
     import transformers
+
+    from tplab.models.fast_decode import FastDecoder
     path = find_gguf()
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                          dtype=torch.float32).eval()
+                                                          dtype=torch.float32).eval().to(device)
     ours = load_llama()
-    time_hf(hf, ids), time_tplab(ours, ids)  # warm-up
-    runs = {"hf": [], "tplab": []}
-    for _ in range(repeats):
-        runs["hf"].append(time_hf(hf, ids))
-        runs["tplab"].append(time_tplab(ours, ids))
+    timers = {"hf": lambda: time_hf(hf, ids)}
+    if cpu:  # the default decoder keeps its rotary tables on the CPU
+        timers["tplab"] = lambda: time_tplab(ours, ids)
+    fast = {"tplab-threads": FastDecoder(ours, device=device)}
+    if not args.no_compile:
+        fast["tplab-compiled"] = FastDecoder(ours, device=device, compile=True)
+        emit("tplab-compiled", 1, "compile_s", fast["tplab-compiled"].warm_up() or 0.0)
+    fast["tplab-bf16"] = FastDecoder(ours, device=device, dtype=torch.bfloat16)
+    for impl, decoder in fast.items():
+        timers[impl] = lambda d=decoder: time_fast(d, ids)
+    for timer in timers.values():
+        timer()  # warm-up
+    runs = {impl: [] for impl in timers}
+    for _ in range(repeats):  # alternating, so noise hits every row alike
+        for impl, timer in timers.items():
+            runs[impl].append(timer())
+    bytes_of = {impl: d.weight_bytes() for impl, d in fast.items()}
+    bytes_of["tplab"] = parameter_bytes(ours)
+    tok_s = {}
     for impl, times in runs.items():
         emit(impl, 1, "prefill_tok_s", PROMPT_TOKENS / median(t[0] for t in times))
-        emit(impl, 1, "decode_tok_s", NEW_TOKENS / median(t[1] for t in times))
-    seconds_per_token = median(t[1] for t in runs["tplab"]) / NEW_TOKENS
-    emit("tplab", 1, "weight_gbs", parameter_bytes(ours) / seconds_per_token / 1e9)
-    emit("machine", 1, "mem_read_gbs", read_bandwidth_gbs(512, 5, stat=median))
-    del hf, ours
+        tok_s[impl] = NEW_TOKENS / median(t[1] for t in times)
+        emit(impl, 1, "decode_tok_s", tok_s[impl])
+        if impl in bytes_of:
+            emit(impl, 1, "weight_gbs", bytes_of[impl] * tok_s[impl] / 1e9)
+    mem = device_read_gbs(device)
+    emit("machine", 1, "mem_read_gbs", mem)
+    emit("tplab-bf16", 1, "agreement", bf16_agreement(fast["tplab-threads"], fast["tplab-bf16"]))
+    fp32 = [impl for impl in tok_s if impl.startswith("tplab") and impl != "tplab-bf16"]
+    best = max(fp32, key=tok_s.get)
+    for kind, gbs in product_gbs(fast.get(best, fast["tplab-threads"])).items():
+        print(json.dumps({"impl": best, "tp": 1, "metric": "product_gbs", "product": kind,
+                          "value": round(gbs, 4)}), flush=True)
+    for metric, value, goal in (("roofline_share", bytes_of[best] * tok_s[best] / 1e9 / mem, 0.7),
+                                ("tp1_vs_hf", tok_s[best] / tok_s["hf"], 1.5)):
+        print(json.dumps({"impl": "target", "tp": 1, "metric": metric, "value": round(value, 4),
+                          "of": best, "goal": goal, "met": value >= goal}), flush=True)
+    timers.clear()
+    hf = ours = fast = None  # free them before the ranks start
+    if args.no_tp2 or not cpu:
+        return
     for impl, route in (("tplab", "shm"), ("tplab-gloo", "gloo")):
         results = tplab.launch(tp_worker, 2, ids, repeats, route, timeout=600)
         emit(impl, 2, "ms_per_token", max(r[0] for r in results))

@@ -105,6 +105,14 @@ class FastDecoder(nn.Module):
         self._token = torch.zeros(1, 1, dtype=torch.long, device=device)
         self._pos = torch.zeros(1, dtype=torch.long, device=device)
 
+    def weight_bytes(self) -> int:
+        """Bytes of weights a decoded token reads: every product and norm (the embedding table
+        is only indexed, one row a token)."""
+        return sum(t.numel() * t.element_size() for name, t in self.named_parameters()
+                   if name != "embed") + sum(
+            t.numel() * t.element_size() for m in self.modules() if isinstance(m, _Split)
+            for t in m.buffers())
+
     def reserve(self, needed: int) -> None:
         """Make the caches hold `needed` positions (rounded up; a no-op if they already do)."""
         if self.caches and self.caches[0].max_len >= needed:
