@@ -81,16 +81,16 @@ ITEMS = (
          "choice",
          "Divide by the world size: the mean of equal shards' mean gradients is the global "
          "batch's mean gradient, so the step equals one process on the whole batch.",
-         "02 §2", wrong_answers=("A", "C", "D"), correct="B",
+         "02 §2", wrong_answers=("A", "B", "D"), correct="C",
          explanation_zh="除以 world size：各个等大分片的平均梯度再取平均，"
                         "就是整个全局 batch 的平均梯度，因此这一步与单进程跑整个 batch 完全相同。",
          options=(
              Option("nothing: the sum is the gradient", "什么都不用做，和就是梯度",
                     "Wrong: the step would be world-size times too large."),
-             Option("divide the gradients by the world size", "把梯度除以 world size",
-                    "Right: the average of the shards' mean gradients is the global mean."),
              Option("broadcast rank 0's gradients", "广播 rank 0 的梯度",
                     "Wrong: that throws away every other shard's data."),
+             Option("divide the gradients by the world size", "把梯度除以 world size",
+                    "Right: the average of the shards' mean gradients is the global mean."),
              Option("multiply the learning rate by the world size", "把学习率乘以 world size",
                     "Wrong: it makes the summed step even larger."))),
     Item("dp-vs-ddp", T, 2,
@@ -101,20 +101,20 @@ ITEMS = (
          "DataParallel is one process driving all GPUs (the GIL, scatter of inputs and replicated "
          "weights every step, outputs gathered on GPU 0); DDP is one process per GPU that "
          "all-reduces gradient buckets while backward still runs.",
-         "02 §3, §5", wrong_answers=("A", "C", "D"), correct="B",
+         "02 §3, §5", wrong_answers=("A", "B", "C"), correct="D",
          explanation_zh="DataParallel 是一个进程驱动所有 GPU（受 GIL 限制，每步都要分发输入、"
                         "复制权重，输出汇集到 GPU 0）；DDP 每张 GPU 一个进程，"
                         "反向传播还在进行时就对梯度 bucket 做 all-reduce。",
          options=(
              Option("DDP sends fewer bytes of gradients", "DDP 发送的梯度字节更少",
                     "Wrong: both move one model's worth of gradients."),
-             Option("DDP runs one process per GPU and overlaps bucketed all-reduces with backward",
-                    "DDP 每张 GPU 一个进程，并把分桶的 all-reduce 与反向传播重叠",
-                    "Right: no GIL, no per-step weight copies, communication hidden."),
              Option("DataParallel gives wrong gradients", "DataParallel 的梯度是错的",
                     "Wrong: it is correct, just slow."),
              Option("DDP needs no communication", "DDP 不需要通信",
-                    "Wrong: it all-reduces every gradient every step."))),
+                    "Wrong: it all-reduces every gradient every step."),
+             Option("DDP runs one process per GPU and overlaps bucketed all-reduces with backward",
+                    "DDP 每张 GPU 一个进程，并把分桶的 all-reduce 与反向传播重叠",
+                    "Right: no GIL, no per-step weight copies, communication hidden."))),
     Item("dp-article-inference", T, 2,
          "The article says data parallelism in inference splits the data, runs forward and "
          "backward on each device, and combines the results. What is right?",
@@ -124,16 +124,16 @@ ITEMS = (
          "Inference has no backward pass and nothing to average: each replica holds the whole "
          "model and answers its own requests; the only 'combining' is returning answers in "
          "order. It pays off only if the model fits on one device.",
-         "02 §1", wrong_answers=("A", "C", "D"), correct="B",
+         "02 §1", wrong_answers=("B", "C", "D"), correct="A",
          explanation_zh="推理没有反向传播，也没有要平均的东西：每个副本持有完整模型，"
                         "各自处理自己的请求；唯一的“汇总”就是按顺序返回结果。"
                         "只有模型能放进单个设备时这样做才划算。",
          options=(
-             Option("Right as written", "原文说得对",
-                    "Wrong: inference computes no gradients."),
              Option("Replicas each run forward on their own inputs; nothing is all-reduced",
                     "每个副本各自对自己的输入做前向，不需要 all-reduce",
                     "Right: serving replicas behind a router."),
+             Option("Right as written", "原文说得对",
+                    "Wrong: inference computes no gradients."),
              Option("Replicas must all-reduce their outputs", "各副本必须 all-reduce 输出",
                     "Wrong: different inputs' outputs are not summed."),
              Option("It splits the model's layers across devices", "它把模型的层切到不同设备上",

@@ -43,17 +43,17 @@ ITEMS = (
          "Mismatched collectives: every rank must call the same collectives in the same order "
          "with the same sizes. TORCH_DISTRIBUTED_DEBUG=DETAIL (tplab.launch(debug=True)) checks "
          "each call across ranks and fails at once naming the mismatch.",
-         "00 §5, 01 §3", wrong_answers=("A", "C", "D"), correct="B",
+         "00 §5, 01 §3", wrong_answers=("B", "C", "D"), correct="A",
          explanation_zh="集合通信调用不匹配：每个 rank 必须以相同的顺序、"
                         "相同的大小调用相同的集合通信。TORCH_DISTRIBUTED_DEBUG=DETAIL"
                         "（tplab.launch(debug=True)）会跨 rank 核对每次调用，"
                         "一旦不匹配立即报错并指出不匹配之处。",
          options=(
-             Option("the network is slow: raise the timeout", "网络慢，调大超时时间",
-                    "Wrong: it will never complete."),
              Option("mismatched collectives; run with TORCH_DISTRIBUTED_DEBUG=DETAIL",
                     "集合通信调用不匹配；用 TORCH_DISTRIBUTED_DEBUG=DETAIL 运行",
                     "Right: same calls, same order, same sizes on every rank."),
+             Option("the network is slow: raise the timeout", "网络慢，调大超时时间",
+                    "Wrong: it will never complete."),
              Option("rank 1 crashed", "rank 1 崩溃了",
                     "Wrong: its stack shows it alive in broadcast."),
              Option("a GPU is out of memory", "某张 GPU 显存不足",
@@ -67,16 +67,16 @@ ITEMS = (
          "The first failure that is not an echo: rank 2's ValueError. Its peers were waiting in "
          "a collective with it and lost the connection when it died; tplab.launch reports the "
          "earliest non-echo failure for this reason.",
-         "00 §4", wrong_answers=("A", "C"), correct="B",
+         "00 §4", wrong_answers=("B", "C"), correct="A",
          explanation_zh="根因是最早的非连锁错误：rank 2 的 ValueError。"
                         "其他 rank 正和它一起等在某个集合通信里，它一退出连接就断了；正因如此，"
                         "tplab.launch 报告的是最早的非连锁错误。",
          options=(
-             Option("rank 0's, the lowest rank", "rank 0 的，编号最小",
-                    "Wrong: rank numbers say nothing about causes."),
              Option("rank 2's ValueError, the first non-echo failure",
                     "rank 2 的 ValueError，最早的非连锁错误",
                     "Right: the others are echoes."),
+             Option("rank 0's, the lowest rank", "rank 0 的，编号最小",
+                    "Wrong: rank numbers say nothing about causes."),
              Option("the network: three ranks report it", "网络问题，三个 rank 都这么报",
                     "Wrong: the loudest is not the first."))),
     Item("dbg-barrier-in-if", T, 1,
@@ -104,31 +104,31 @@ ITEMS = (
          "Replicas stay identical (they all add the same sum), but every step is 8× too large, "
          "as if the learning rate were 8×: the loss may diverge. Missing the all-reduce "
          "altogether is the bug where replicas drift apart.",
-         "02 §2", wrong_answers=("A", "C"), correct="B",
+         "02 §2", wrong_answers=("A", "B"), correct="C",
          explanation_zh="各副本保持一致（都加上同一个和），但每步都大了 8 倍，相当于学习率乘以 8："
                         "loss 可能发散。完全漏掉 all-reduce 才是副本参数逐渐不一致的那个 bug。",
          options=(
              Option("replicas drift apart", "各副本参数逐渐不一致",
                     "Wrong: that is the missing all-reduce."),
-             Option("replicas agree, but the effective learning rate is 8×",
-                    "各副本一致，但等效学习率变为 8 倍", "Right: a sum of 8 means."),
              Option("nothing: Adam normalises it away", "没影响，Adam 会把它归一化掉",
-                    "Wrong for SGD; Adam hides the scale only partly (epsilon, clipping)."))),
+                    "Wrong for SGD; Adam hides the scale only partly (epsilon, clipping)."),
+             Option("replicas agree, but the effective learning rate is 8×",
+                    "各副本一致，但等效学习率变为 8 倍", "Right: a sum of 8 means."))),
     Item("dbg-lost-worker", T, 2,
          "A serving worker process dies in the middle of a request. What should the pool do?",
          "推理服务中某个 worker 进程在处理请求时崩溃。服务池应该怎么做？",
          "choice",
          "Notice the dead worker (its pipe closes or a deadline passes), put its request back "
          "on the queue for another worker, and report it; a request must be safe to run twice.",
-         "06 §4", wrong_answers=("A", "C"), correct="B",
+         "06 §4", wrong_answers=("B", "C"), correct="A",
          explanation_zh="发现 worker 已死（它的管道关闭或超过了截止时间），"
                         "把它的请求放回队列交给其他 worker，并上报；"
                         "同一个请求必须可以安全地执行两次。",
          options=(
-             Option("wait for the worker to come back", "等待该 worker 恢复",
-                    "Wrong: a dead process never answers."),
              Option("re-queue its request to another worker", "把该请求重新放回队列交给其他 worker",
                     "Right: retried, reported."),
+             Option("wait for the worker to come back", "等待该 worker 恢复",
+                    "Wrong: a dead process never answers."),
              Option("stop the whole pool", "停止整个服务池",
                     "Wrong: the other workers are fine."))),
 )

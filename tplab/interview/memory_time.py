@@ -104,18 +104,18 @@ ITEMS = (
          "Every weight is read once to do 2 FLOPs with it (≈1 FLOP per byte in bf16), while an "
          "H100 needs ~300 FLOPs per byte read to be compute-bound. Batching reuses each weight "
          "read for many sequences.",
-         "04 §4, §5", wrong_answers=("A", "C", "D"), correct="B",
+         "04 §4, §5", wrong_answers=("A", "B", "D"), correct="C",
          explanation_zh="每个权重读一次只做 2 次浮点运算（bf16 下约 1 FLOP/字节），"
                         "而 H100 每读 1 字节要做约 300 FLOPs 才会受算力限制（compute-bound）。"
                         "批处理让每次读入的权重被多个序列复用。",
          options=(
              Option("the KV cache is too large to fit", "KV cache 太大放不下",
                     "Wrong: a fit problem, not a speed one."),
+             Option("attention is quadratic", "注意力是平方复杂度",
+                    "Wrong: one new token attends linearly."),
              Option("each weight is read once per token for ~2 FLOPs: intensity ~1 FLOP/byte",
                     "每个权重每个 token 读一次、只做约 2 次浮点运算：算术强度约 1 FLOP/字节",
                     "Right: far below the ~300 FLOP/byte ridge."),
-             Option("attention is quadratic", "注意力是平方复杂度",
-                    "Wrong: one new token attends linearly."),
              Option("GPUs are slow at bf16", "GPU 的 bf16 算力低",
                     "Wrong: ~1 PFLOP/s of bf16 sits idle."))),
     Item("mt-70b-training", T, 3,
@@ -126,16 +126,16 @@ ITEMS = (
          "No: 16 B per parameter is 1.1 TB of model state against 640 GB of HBM; even fully "
          "sharded (ZeRO-3 or TP·PP = 8) it is 138 GB per GPU before activations. It takes more "
          "servers, CPU/NVMe offload, or parameter-efficient fine-tuning.",
-         "07 §6", wrong_answers=("A", "B", "D"), correct="C",
+         "07 §6", wrong_answers=("A", "B", "C"), correct="D",
          explanation_zh="不能：每个参数 16 字节，模型状态共 1.1 TB，而 HBM 总共只有 640 GB；"
                         "即使完全切分（ZeRO-3 或 TP·PP = 8），不算激活每卡也要 138 GB。"
                         "需要更多服务器、CPU/NVMe offload，或参数高效微调。",
          options=(
              Option("yes, with DDP", "可以，用 DDP", "Wrong: DDP replicates all 1.1 TB."),
              Option("yes, with ZeRO-3", "可以，用 ZeRO-3", "Wrong: still 138 GB per GPU."),
+             Option("yes, with TP = 8", "可以，用 TP = 8",
+                    "Wrong: TP divides the same 1.1 TB by 8 as ZeRO-3 does."),
              Option("no: 1.1 TB of state, 138 GB per GPU even fully sharded",
                     "不能：模型状态 1.1 TB，完全切分后每卡仍需 138 GB",
-                    "Right: memory, not time, rules it out."),
-             Option("yes, with TP = 8", "可以，用 TP = 8",
-                    "Wrong: TP divides the same 1.1 TB by 8 as ZeRO-3 does."))),
+                    "Right: memory, not time, rules it out."))),
 )

@@ -74,16 +74,16 @@ ITEMS = (
          "choice",
          "Peak activation memory (p micro-batches in flight instead of m); the bubble "
          "(p-1)/(m+p-1) is unchanged. Interleaving is what shrinks the bubble.",
-         "05 §5, §6", wrong_answers=("A", "C", "D"), correct="B",
+         "05 §5, §6", wrong_answers=("A", "B", "C"), correct="D",
          explanation_zh="改进的是激活的峰值显存（同时在途的是 p 个 micro-batch，而不是 m 个）；"
                         "bubble (p-1)/(m+p-1) 不变。缩小 bubble 要靠交错式调度（interleaving）。",
          options=(
              Option("the bubble", "bubble", "Wrong: same fill and drain."),
-             Option("peak activation memory", "激活的峰值显存",
-                    "Right: min(p, m) micro-batches in flight, not m."),
              Option("communication volume", "通信量", "Wrong: the same activations move."),
              Option("the number of stages needed", "所需 stage 数",
-                    "Wrong: p is a choice, not a result."))),
+                    "Wrong: p is a choice, not a result."),
+             Option("peak activation memory", "激活的峰值显存",
+                    "Right: min(p, m) micro-batches in flight, not m."))),
     Item("pp-article-model-parallel", T, 2,
          "The article's 'model parallel' splits a model across GPUs and feeds one whole batch "
          "through. With p stages and no micro-batches, how busy is each GPU?",
@@ -92,15 +92,15 @@ ITEMS = (
          "choice",
          "One stage works at a time: each GPU is busy 1/p of the step. It saves memory, not "
          "time; micro-batches (a pipeline) let stages overlap, leaving only the bubble.",
-         "05 (opening), §3", wrong_answers=("A", "C"), correct="B",
+         "05 (opening), §3", wrong_answers=("B", "C"), correct="A",
          explanation_zh="同一时刻只有一个 stage 在工作：每张 GPU 只有 1/p 的时间在忙。"
                         "这样省的是显存而不是时间；切成 micro-batch（即流水线）"
                         "才能让各 stage 重叠执行，只剩下 bubble。",
          options=(
-             Option("all GPUs busy all the time", "所有 GPU 一直满负荷",
-                    "Wrong: stage 2 waits for stage 1's output."),
              Option("each busy about 1/p of the time", "每张 GPU 只有约 1/p 的时间在工作",
                     "Right: stages run one after another."),
+             Option("all GPUs busy all the time", "所有 GPU 一直满负荷",
+                    "Wrong: stage 2 waits for stage 1's output."),
              Option("it is faster than one GPU by p", "比单卡快 p 倍",
                     "Wrong: no overlap, so no speed-up."))),
     Item("pp-article-code", T, 3,

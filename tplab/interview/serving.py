@@ -42,16 +42,16 @@ ITEMS = (
          "T ≤ Σt/w + (1 - 1/w)·max t: when the last task starts every worker was busy, so its "
          "start ≤ (Σt - t_last)/w. Hence at most 2 - 1/w times the optimum, and one long "
          "request dominates a heavy-tailed workload.",
-         "06 §2, §3", wrong_answers=("A", "C", "D"), correct="B",
+         "06 §2, §3", wrong_answers=("A", "B", "D"), correct="C",
          explanation_zh="T ≤ Σt/w + (1 - 1/w)·max t：最后一个任务开始时所有 worker 都在忙，"
                         "所以它的开始时间 ≤ (Σt - t_last)/w。因此最多是最优解的 2 - 1/w 倍；"
                         "在重尾负载下，一个长请求就决定了总时间。",
          options=(
              Option("T ≤ Σt / w", "T ≤ Σt / w",
                     "Wrong: that is the lower bound (perfect balance)."),
+             Option("T ≤ max t", "T ≤ max t", "Wrong: many short tasks exceed the longest."),
              Option("T ≤ Σt/w + (1 - 1/w)·max t", "T ≤ Σt/w + (1 - 1/w)·max t",
                     "Right: Graham's list-scheduling bound."),
-             Option("T ≤ max t", "T ≤ max t", "Wrong: many short tasks exceed the longest."),
              Option("T ≤ w · max t", "T ≤ w · max t", "Wrong: neither tight nor the bound."))),
     Item("sv-dynamic", T, 2,
          "Request lengths are heavy-tailed. Which assignment to 4 replicas finishes sooner?",
@@ -59,16 +59,16 @@ ITEMS = (
          "choice",
          "Dynamic (workers pull the next request when free): a static split fixes shares before "
          "lengths are known, so one replica may get several long requests while others idle.",
-         "06 §2", wrong_answers=("A", "C"), correct="B",
+         "06 §2", wrong_answers=("B", "C"), correct="A",
          explanation_zh="动态分配（worker 空闲时取下一个请求）："
                         "静态划分在知道请求长度之前就定好了份额，"
                         "某个副本可能分到好几个长请求，而其他副本却闲着。",
          options=(
-             Option("static round-robin, decided up front", "事先固定的轮询分配",
-                    "Wrong: shares are fixed before lengths are known."),
              Option("dynamic: a free worker takes the next request",
                     "动态：空闲的 worker 取下一个请求",
                     "Right: load balances itself, within Graham's bound."),
+             Option("static round-robin, decided up front", "事先固定的轮询分配",
+                    "Wrong: shares are fixed before lengths are known."),
              Option("they are always equal", "两者总是一样", "Wrong: only for equal lengths."))),
     Item("sv-shortest-first", T, 2,
          "Ordering the queue shortest-request-first instead of FIFO mainly changes what?",
@@ -76,13 +76,13 @@ ITEMS = (
          "choice",
          "Mean and median latency drop (no head-of-line blocking behind a long request) while "
          "the makespan barely moves; the long requests wait longest and can starve under load.",
-         "06 §3", wrong_answers=("A", "C", "D"), correct="B",
+         "06 §3", wrong_answers=("B", "C", "D"), correct="A",
          explanation_zh="平均延迟和中位延迟下降（短请求不再排在长请求后面，没有队头阻塞），"
                         "而 makespan 几乎不变；长请求等得最久，高负载下可能被饿死。",
          options=(
-             Option("throughput doubles", "吞吐翻倍", "Wrong: the same total work."),
              Option("lower mean latency; long requests wait longer",
                     "平均延迟降低，长请求等待更久", "Right: the classic SJF trade."),
+             Option("throughput doubles", "吞吐翻倍", "Wrong: the same total work."),
              Option("it removes the need for more replicas", "不再需要更多副本",
                     "Wrong: capacity is unchanged."),
              Option("the makespan always halves", "makespan 总是减半",

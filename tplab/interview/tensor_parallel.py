@@ -39,17 +39,17 @@ ITEMS = (
          "Column-splitting the first gives each rank whole hidden units, so the elementwise "
          "activation needs no communication; the row-split second matrix then yields partial "
          "sums, added by ONE all-reduce per MLP.",
-         "03 §1, §3", wrong_answers=("A", "C", "D"), correct="B",
+         "03 §1, §3", wrong_answers=("A", "B", "D"), correct="C",
          explanation_zh="第一个矩阵按列切分，每个 rank 得到完整的隐藏单元，逐元素激活无需通信；"
                         "按行切分的第二个矩阵随后产出部分和，每个 MLP 只需一次 all-reduce "
                         "把它们加起来。",
          options=(
              Option("to balance memory", "为了平衡显存", "Wrong: either split balances memory."),
+             Option("rows are faster to multiply", "按行切的矩阵乘更快",
+                    "Wrong: speed is the same."),
              Option("so the nonlinearity runs locally and one all-reduce finishes the MLP",
                     "这样非线性激活可以本地计算，整个 MLP 只需一次 all-reduce",
                     "Right: column then row, one g."),
-             Option("rows are faster to multiply", "按行切的矩阵乘更快",
-                    "Wrong: speed is the same."),
              Option("PyTorch requires it", "PyTorch 规定如此", "Wrong: it is a design choice."))),
     Item("tp-all-reduces", T, 2,
          "With Megatron tensor parallelism, how many all-reduces does one transformer layer make "
@@ -58,14 +58,14 @@ ITEMS = (
          "choice",
          "Two: after attention's output projection and after the MLP (each a g). Backward adds "
          "two more (the f's): four per layer per micro-batch in training.",
-         "03 §6, §7", wrong_answers=("A", "C", "D"), correct="B",
+         "03 §6, §7", wrong_answers=("A", "B", "C"), correct="D",
          explanation_zh="两次：attention 输出投影之后一次，MLP 之后一次（各是一个 g）。"
                         "反向再加两次（f）：训练时每层每个 micro-batch 共四次。",
          options=(
              Option("one", "1 次", "Wrong: attention and MLP each end in partial sums."),
-             Option("two", "2 次", "Right: one g after attention, one after the MLP."),
              Option("four", "4 次", "Wrong: four counts backward too."),
-             Option("one per head", "每个头一次", "Wrong: heads are summed in one o-projection."))),
+             Option("one per head", "每个头一次", "Wrong: heads are summed in one o-projection."),
+             Option("two", "2 次", "Right: one g after attention, one after the MLP."))),
     Item("tp-heads", T, 2,
          "Llama-2-70B has 64 query heads and 8 key/value heads. With TP = 8, what does each rank "
          "hold?",
@@ -73,14 +73,14 @@ ITEMS = (
          "choice",
          "Heads are split by KV group: 8 query heads and the 1 KV head they read. With TP = 16 "
          "there are fewer KV heads than ranks, and each KV head is replicated on two ranks.",
-         "03 §4, 04 §2", wrong_answers=("A", "C", "D"), correct="B",
+         "03 §4, 04 §2", wrong_answers=("B", "C", "D"), correct="A",
          explanation_zh="按 KV 组切分注意力头：每个 rank 持有 8 个 query 头和它们读取的那 1 个 KV "
                         "头。TP = 16 时 KV 头比 rank 少，每个 KV 头要在两个 rank 上各存一份。",
          options=(
-             Option("64 query heads and 1 KV head", "64 个 query 头和 1 个 KV 头",
-                    "Wrong: query heads are split too."),
              Option("8 query heads and 1 KV head", "8 个 query 头和 1 个 KV 头",
                     "Right: one whole GQA group per rank."),
+             Option("64 query heads and 1 KV head", "64 个 query 头和 1 个 KV 头",
+                    "Wrong: query heads are split too."),
              Option("8 query heads and all 8 KV heads", "8 个 query 头和全部 8 个 KV 头",
                     "Wrong: a rank only needs its group's KV head."),
              Option("a slice of every head's dimensions", "每个头的一部分维度",

@@ -2,5 +2,5 @@
 choices = {"coll-halves": None, "coll-ring-scaling": None, "tp-f-g": None,
            "pp-1f1b-vs-gpipe": None, "sv-continuous-batching": None, "mt-70b-training": None}
 choices.update({"coll-halves": "B", "coll-ring-scaling": "A", "tp-f-g": "C",
-                "pp-1f1b-vs-gpipe": "C", "sv-continuous-batching": "C",
-                "mt-70b-training": "D"})
+                "pp-1f1b-vs-gpipe": "A", "sv-continuous-batching": "C",
+                "mt-70b-training": "A"})
