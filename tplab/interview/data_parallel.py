@@ -34,9 +34,9 @@ ITEMS = (
          "numeric",
          "4Ψ + 12Ψ/N = 30 + 1.41 = 31.4 GB (the paper's Figure 1). Weights and gradients are "
          "still replicated.",
-         "07 §3", wrong_answers=("120", "16.6", "1.875"),
+         "07 §3", wrong_answers=("120", "16.6", "1.875", "30.9"),  # 30.9: K = 8, not 12
          explanation_zh="4Ψ + 12Ψ/N = 30 + 1.41 = 31.4 GB（论文图 1），权重和梯度仍是每卡一份。",
-         numeric=Numeric(ZERO, (7.5e9, 64, 1), scale=1e-9, unit="GB")),
+         numeric=Numeric(ZERO, (7.5e9, 64, 1), scale=1e-9, unit="GB", rtol=0.01)),
     Item("dp-zero3", T, 2,
          "The same 7.5B model on 64 GPUs with ZeRO stage 3 (PyTorch FSDP's FULL_SHARD). GB of "
          "model state per GPU?",
