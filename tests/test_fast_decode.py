@@ -33,7 +33,8 @@ def test_static_cache_writes_in_place_and_masks_the_future():
 @pytest.mark.parametrize("threads,layout", [(1, "rows"), (2, "cols"), (3, "rows")])
 def test_tiny_model_same_tokens_eager(tiny, threads, layout):
     reference = list(generate(tiny, TINY_PROMPT, 20, stop_at_eos=False))
-    decoder = FastDecoder(tiny, threads=threads, layout=layout, max_len=8)  # grows to 256
+    decoder = FastDecoder(tiny, threads=threads, layout=layout, max_len=8,  # grows to 256
+                          split_min_bytes=0)  # split even tiny products
     assert list(fast_generate(decoder, TINY_PROMPT, 20, stop_at_eos=False)) == reference
     assert list(fast_generate(decoder, [7], 5, stop_at_eos=False)) == list(
         generate(tiny, [7], 5, stop_at_eos=False))  # the cache reused: stale entries masked
@@ -41,7 +42,7 @@ def test_tiny_model_same_tokens_eager(tiny, threads, layout):
 
 def test_compiled_step_same_tokens_and_timed_apart(tiny):
     reference = list(generate(tiny, TINY_PROMPT, 20, stop_at_eos=False))
-    decoder = FastDecoder(tiny, threads=2, compile=True)
+    decoder = FastDecoder(tiny, threads=2, compile=True, split_min_bytes=0)
     seconds = decoder.warm_up()
     assert decoder.compiled_ok and seconds > 0
     assert list(fast_generate(decoder, TINY_PROMPT, 20, stop_at_eos=False)) == reference
@@ -78,10 +79,10 @@ def test_real_model_same_tokens_as_the_default_decoder():
     from tplab.models.tokenizer import SmolTokenizer
     torch.set_num_threads(2)
     tok, model = SmolTokenizer(), load_llama()
-    prompts = ["Explain tensor parallelism in one sentence.", "Write a haiku about GPUs."]
-    for text in prompts:
+    cases = [("Explain tensor parallelism in one sentence.", 2, "cols"),
+             ("Write a haiku about GPUs.", 1, "rows")]
+    for text, threads, layout in cases:
         ids = tok.encode(tok.chat(text))
         reference = list(generate(model, ids, 24, stop_at_eos=False))
-        for threads, layout in ((2, "cols"), (1, "rows")):
-            decoder = FastDecoder(model, threads=threads, layout=layout)
-            assert list(fast_generate(decoder, ids, 24, stop_at_eos=False)) == reference
+        decoder = FastDecoder(model, threads=threads, layout=layout, split_min_bytes=1 << 20)
+        assert list(fast_generate(decoder, ids, 24, stop_at_eos=False)) == reference

@@ -38,9 +38,13 @@ from tplab.models.llama import Llama
 class _Split(nn.Module):
     """One product's weight as output blocks (buffers, so a compiled step sees fixed tensors)."""
 
-    def __init__(self, weight: torch.Tensor, parts: int, layout: str, dtype, device):
+    def __init__(self, weight: torch.Tensor, parts: int, layout: str, dtype, device,
+                 min_bytes: int = 0):
         super().__init__()
-        blocks = split_weight(weight.detach().to(device, dtype), parts, layout)
+        weight = weight.detach().to(device, dtype)
+        if weight.numel() * weight.element_size() < min_bytes:
+            parts = 1  # too small: handing a block to another thread costs more than it saves
+        blocks = split_weight(weight, parts, layout)
         for i, b in enumerate(blocks):
             self.register_buffer(f"b{i}", b, persistent=False)
         self.n, self.cols = len(blocks), layout == "cols"
@@ -55,13 +59,13 @@ class _Split(nn.Module):
 
 
 class _Layer(nn.Module):
-    def __init__(self, block, parts, layout, dtype, device):
+    def __init__(self, block, parts, layout, dtype, device, min_bytes):
         super().__init__()
         attn, mlp = block.attn, block.mlp
         if type(attn) is not Attention or attn.fused is None or mlp.fused is None:
             raise ValueError("FastDecoder takes a dense model fused for inference (load_llama; "
                              "not a tensor-parallel rank)")
-        args = parts, layout, dtype, device
+        args = parts, layout, dtype, device, min_bytes
         self.qkv, self.o = _Split(attn.fused[0], *args), _Split(attn.o.weight, *args)
         self.gate_up, self.down = _Split(mlp.fused[0], *args), _Split(mlp.down.weight, *args)
         self.attn_norm = nn.Parameter(block.attn_norm.weight.detach().to(device, dtype), False)
@@ -73,26 +77,28 @@ class _Layer(nn.Module):
 class FastDecoder(nn.Module):
     """A dense Llama's weights, a static KV cache and a fixed-shape decode step.
 
-    threads: blocks per product (default: torch's threads on a CPU, 1 on a GPU);
-    layout: "cols" (Wᵀ stored, fastest on CPUs here) or "rows" (nn.Linear's: each block
-    bit-identical to F.linear); dtype: torch.float32 or torch.bfloat16; compile: compile the
+    threads: blocks per product (default: torch's threads on a CPU, 1 on a GPU), for products
+    of at least `split_min_bytes` of weights (smaller ones gain less than a hand-off costs);
+    layout: "cols" (Wᵀ stored, fastest for float32 on CPUs here) or "rows" (nn.Linear's: each
+    block bit-identical to F.linear; the default for bf16, whose [in, out] GEMV is slow here,
+    and on GPUs); dtype: torch.float32 or torch.bfloat16; compile: compile the
     decode step (a warning and eager decoding if torch.compile is unavailable or fails);
     max_len: cache positions (grown, and the step recompiled, if a generation needs more).
     """
 
     def __init__(self, model: Llama, *, threads: int | None = None, layout: str | None = None,
                  dtype: torch.dtype = torch.float32, compile: bool = False,
-                 device=None, max_len: int = 256):
+                 device=None, max_len: int = 256, split_min_bytes: int = 4 << 20):
         super().__init__()
         if not isinstance(model.embed, nn.Embedding) or not isinstance(model.head, TiedHead):
             raise ValueError("FastDecoder takes a whole model (embedding and head), not a stage")
         device = torch.device(device or model.embed.weight.device)
         cpu = device.type == "cpu"
         threads = threads or (torch.get_num_threads() if cpu else 1)
-        layout = layout or ("cols" if cpu else "rows")
+        layout = layout or ("cols" if cpu and dtype == torch.float32 else "rows")
         self.config, self.dtype, self.device = model.config, dtype, device
         self.threads, self.layout = threads, layout
-        args = threads, layout, dtype, device
+        args = threads, layout, dtype, device, split_min_bytes
         self.layers = nn.ModuleList(_Layer(b, *args) for b in model.blocks)
         self.head = _Split(model.head.weight, *args)
         self.embed = nn.Parameter(model.embed.weight.detach().to(device, dtype), False)
@@ -159,12 +165,22 @@ class FastDecoder(nn.Module):
 
     @torch.no_grad()
     def decode(self, token: int, pos: int) -> torch.Tensor:
-        """Logits [1, 1, vocab] for `token` at position `pos`: the fixed-shape step."""
+        """Logits [1, 1, vocab] for `token` at position `pos`: the fixed-shape step.
+
+        Its small operations run on one torch thread: waking a second OpenMP thread for an
+        attention over 256 positions costs more than the work (measured: 74 vs 27 µs, and
+        worse while another process holds the other core); the pool's threads share out the
+        big products instead."""
         self._token.fill_(token)
         self._pos.fill_(pos)
-        if self._step is None:
-            self._step = self._make_step()
-        return self._step(self._token, self._pos)
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            if self._step is None:
+                self._step = self._make_step()
+            return self._step(self._token, self._pos)
+        finally:
+            torch.set_num_threads(before)
 
     def warm_up(self) -> float | None:
         """Compile the step now (a dummy token at position 0, overwritten by the next prefill);
