@@ -3,6 +3,10 @@
 # already in .venv is kept), then runs one NCCL rank per visible GPU through tplab.launch, each
 # all-reducing a GPU tensor, and prints one summary line:
 #   gpu_smoke: OK nccl world=2 gpus=['NVIDIA H100 80GB HBM3', ...] all_reduce(4 MiB fp32)=0.081 ms
+# then decodes SmolLM2-135M at TP=1 on GPU 0 (tplab.models.fast_decode: static KV cache; fp32
+# eager, then bf16 with the step compiled to CUDA graphs) and prints a decode-speed line: tokens/s
+# and the share of the GPU's measured read bandwidth (weights read per token x tokens/s), e.g.
+#   gpu_smoke: decode SmolLM2-135M TP=1: fp32 ... tok/s = ..% of HBM, bf16 compiled ... (HBM ...)
 #
 # Usage: scripts/gpu_smoke.sh
 #   SKIP_SETUP=1 PY=/path/to/python scripts/gpu_smoke.sh   # use an existing environment instead
@@ -89,4 +93,35 @@ backend = results[0]["backend"]
 ms = max(res["ms"] for res in results)
 print(f"gpu_smoke: OK {backend} world={world} gpus={[res['gpu'] for res in results]} "
       f"all_reduce(4 MiB fp32)={ms:.3f} ms torch={torch.__version__} cuda={torch.version.cuda}")
+PYEOF
+
+# Decode speed on GPU 0: the weights a token reads x tokens/s, against a 1 GiB sum's bandwidth
+# (bench/decode.py's own timers, so the figures mean what its rows mean).
+"$PY" - <<'PYEOF'
+import sys
+
+import tplab  # noqa: F401  (first, as above)
+import torch
+
+sys.path.insert(0, "bench")
+from decode import NEW_TOKENS, device_read_gbs, prompt_ids, time_fast  # noqa: E402
+
+from tplab.models.fast_decode import FastDecoder  # noqa: E402
+from tplab.models.loading import load_llama  # noqa: E402
+
+device = torch.device("cuda", 0)
+model, ids = load_llama(), prompt_ids()
+hbm = device_read_gbs(device)
+parts = []
+for label, options in (("fp32", {}), ("bf16 compiled", {"dtype": torch.bfloat16, "compile": True})):
+    decoder = FastDecoder(model, device=device, **options)
+    seconds = decoder.warm_up()  # compiles, if asked (a warning and eager if it cannot)
+    compiled = "" if seconds is None else f" (compile {seconds:.0f} s)"
+    if options.get("compile") and not decoder.compiled_ok:
+        compiled = " (compile failed: eager)"
+    time_fast(decoder, ids)  # warm-up
+    tok_s = NEW_TOKENS / min(time_fast(decoder, ids)[1] for _ in range(3))
+    share = decoder.weight_bytes() * tok_s / 1e9 / hbm
+    parts.append(f"{label} {tok_s:.0f} tok/s = {share:.0%} of HBM{compiled}")
+print(f"gpu_smoke: decode SmolLM2-135M TP=1: {', '.join(parts)} (HBM read {hbm:.0f} GB/s)")
 PYEOF
