@@ -86,3 +86,15 @@ def test_real_model_same_tokens_as_the_default_decoder():
         reference = list(generate(model, ids, 24, stop_at_eos=False))
         decoder = FastDecoder(model, threads=threads, layout=layout, split_min_bytes=1 << 20)
         assert list(fast_generate(decoder, ids, 24, stop_at_eos=False)) == reference
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bf16", "hi"], "--compile and --bf16 go with --fast"),
+    (["--fast", "--tp", "2", "hi"], "--fast decodes at --tp 1 --pp 1"),
+])
+def test_generate_cli_fast_flags_checked_before_loading(argv, message):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "tplab", "generate", *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == "" and message in done.stderr

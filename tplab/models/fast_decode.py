@@ -238,3 +238,32 @@ def fast_generate(decoder: FastDecoder, prompt_ids: list[int], max_new_tokens: i
         if step == max_new_tokens - 1 or (stop_at_eos and token == c.eos_id):
             return
         logits = decoder.decode(token, len(prompt_ids) + step)
+
+
+def run_prompts(prompts_ids, max_new, temperature, seed, compile, bf16, model_file, show=None):
+    """`tplab generate --fast`: the prompts one after another through a FastDecoder built from
+    `model_file`; `show(i, token, done)` sees each token. Returns the decoder, the timings
+    (as `tplab.pp.llm.pipelined_generate`'s), a line saying what ran, and the build seconds."""
+    from tplab.models.loading import load_llama
+    started = time.perf_counter()
+    decoder = FastDecoder(load_llama(model_file), compile=compile,
+                          dtype=torch.bfloat16 if bf16 else torch.float32)
+    build_s = time.perf_counter() - started
+    compile_s = decoder.warm_up() if compile else None
+    start, tokens, times = time.perf_counter(), [], []
+    for i, ids in enumerate(prompts_ids):
+        tokens.append([]), times.append([])
+        for token in fast_generate(decoder, ids, max_new, temperature, seed):
+            tokens[i].append(token)
+            times[i].append(time.perf_counter() - start)
+            if show is not None:
+                show(i, token, len(tokens[i]) == max_new or token == decoder.config.eos_id)
+    served = {"tokens": tokens, "first_token_s": [t[0] for t in times],
+              "latency_s": [t[-1] for t in times], "elapsed_s": max(t[-1] for t in times)}
+    n = decoder.threads
+    mode = (f"[fast decoder: static KV cache, big products split over {n} thread"
+            f"{'s' * (n > 1)}, {'bf16' if bf16 else 'fp32'}")
+    if compile:
+        mode += (f"; step compiled in {compile_s:.1f} s (before the prompt)" if decoder.compiled_ok
+                 else "; compile failed: eager")
+    return decoder, served, mode + "]", build_s

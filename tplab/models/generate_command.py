@@ -7,6 +7,7 @@ examples:
   tplab generate --tp 2 --threads 1 "What is a GPU?"     # 2 ranks, 1 thread each
   tplab generate --pp 2 --prompt "What is a GPU?" --prompt "Why is the sky blue?"
   tplab generate --pp 2 --tp 2 "What is a GPU?"          # 4 ranks: 2 stages of 2
+  tplab generate --fast --compile "What is a GPU?"       # static KV cache, compiled step
 
 Only the completion goes to stdout, streamed as it is generated; what ran and how
 fast goes to stderr, e.g.
@@ -21,6 +22,11 @@ on one thread against TP 2 on two would flatter TP with the extra core. Load (ea
 rank reading and dequantising its shard) is timed apart from generation; decode
 speed (tokens after the first, per second) is the figure to compare with lesson 04.
 Each rank holds only its shard of the model; rank 0 streams.
+
+Fast decoding (--fast, TP=1 and PP=1): tplab.models.fast_decode's FastDecoder, a static KV
+cache and a fixed-shape step whose big products are split over the rank's threads; --compile
+compiles that step (its compile time is reported apart, before the prompt), --bf16 keeps the
+weights in bfloat16 (half the bytes to read; the tokens may differ from float32's).
 
 Pipeline (--pp P): the 30 layers are cut into P stages of --tp ranks each (P x T ranks);
 the first stage holds the embedding, the last the norm and head, and the last stage sends
@@ -63,6 +69,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--temperature", type=float, default=0.0,
                         help="0 = greedy (default); > 0 samples")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling")
+    parser.add_argument("--fast", action="store_true",
+                        help="TP=1, PP=1: static KV cache, big products split over the threads")
+    parser.add_argument("--compile", action="store_true",
+                        help="with --fast: compile the decode step (torch.compile)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="with --fast: bfloat16 weights (faster; tokens may differ from fp32)")
     parser.add_argument("--no-chat", action="store_true",
                         help="feed the prompt as raw text, without the chat template")
 
@@ -85,7 +97,8 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _rank_main(prompts_ids, max_new, temperature, seed, pp, tp, split_by, text_path):
+def _rank_main(prompts_ids, max_new, temperature, seed, pp, tp, split_by, text_path,
+               fast=None):
     """Runs on every rank; rank 0 (first stage) writes the new text to the FIFO `text_path` as
     tokens arrive: one prompt streamed, several each written whole when it ends.
 
@@ -102,12 +115,19 @@ def _rank_main(prompts_ids, max_new, temperature, seed, pp, tp, split_by, text_p
 
     started = time.perf_counter()
     model_file = GGUFModelFile()
-    me = load_stage(pp, tp, split_by, model_file)
+    me = load_stage(pp, tp, split_by, model_file) if fast is None else None
     tokenizer = SmolTokenizer(model_file) if dist.get_rank() == 0 else None
     load = time.perf_counter() - started
     fd = os.open(text_path, os.O_WRONLY) if tokenizer is not None else None
     try:
-        show = _Shower(tokenizer, fd, me.model.config.eos_id, len(prompts_ids) > 1)
+        show = _Shower(tokenizer, fd, model_file.config.eos_id, len(prompts_ids) > 1)
+        if fast is not None:
+            from tplab.models.fast_decode import run_prompts
+            decoder, served, mode, build_s = run_prompts(prompts_ids, max_new, temperature, seed,
+                                                         *fast, model_file, show if fd else None)
+            return {"load_s": load + build_s, "bytes": decoder.weight_bytes(), "served": served,
+                    "threads": torch.get_num_threads(), "mode": mode,
+                    "layers": (0, model_file.config.n_layers)}
         served = pipelined_generate(prompts_ids, max_new, pp, tp, rank=me,
                                     temperature=temperature, seed=seed,
                                     on_token=show if fd is not None else None)
@@ -151,6 +171,11 @@ def run(args) -> int:
         return _fail(f"--temperature must be >= 0, got {args.temperature}")
     if args.threads is not None and args.threads < 1:
         return _fail(f"--threads must be at least 1, got {args.threads}")
+    if (args.compile or args.bf16) and not args.fast:
+        return _fail("--compile and --bf16 go with --fast (the fast decoder)")
+    if args.fast and (args.tp != 1 or args.pp != 1):
+        return _fail(f"--fast decodes at --tp 1 --pp 1 (one process), got --tp {args.tp} "
+                     f"--pp {args.pp}")
     if args.pp < 1:  # the upper bound needs the model's layer count, below
         return _fail(f"--pp must be at least 1 (pipeline stages), got {args.pp}")
     try:
@@ -204,7 +229,8 @@ def _stream(ids, args) -> int:
     try:
         stats = tplab.launch(_rank_main, ranks, ids, args.max_new_tokens, args.temperature,
                              args.seed, args.pp, args.tp, args.split_by,
-                             fifo, backend="gloo", timeout=600, threads=threads)
+                             fifo, (args.compile, args.bf16) if args.fast else None,
+                             backend="gloo", timeout=600, threads=threads)
     except tplab.WorkerError as exc:
         print(f"\ntplab generate: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -222,6 +248,8 @@ def _stream(ids, args) -> int:
     layers = [st["layers"] for st in stats[::args.tp]]
     print(summary(args.tp, threads, cores, args.threads is None, [len(i) for i in ids], stats,
                   args.pp, layers), file=sys.stderr)
+    if "mode" in stats[0]:
+        print(stats[0]["mode"], file=sys.stderr)
     return 0
 
 
