@@ -428,3 +428,29 @@ def test_what_a_cell_prints_is_capped_in_the_kernel(tmp_path, monkeypatch):
         assert sum(printed) == worker.OUTPUT_LIMIT
         assert kernel.run(nb.cells[1], 1)["outcome"] == "ok"
         assert sum(printed) == worker.OUTPUT_LIMIT + len("next cell\n")
+
+
+def test_a_check_function_replaced_by_the_learner_earns_nothing(tmp_path):
+    """A learner's cell that swaps a tplab.checks function for a stand-in does not get it used:
+    the restored check verifies its imports first (tplab.grading.untampered)."""
+    from nbformat.v4 import new_notebook
+
+    def notebook(answer: str):
+        return new_notebook(cells=[
+            new_code_cell(answer, id="work", metadata={"tplab": {"exercise": "pick"}}),
+            new_code_cell("from tplab.checks.lesson08 import check_choices\n"
+                          "check_choices(choices, ids=('coll-halves',))", id="pick-check",
+                          metadata={"tplab": {"check": "pick", "points": 2}})])
+
+    solutions = tmp_path / "solutions"
+    save(notebook('choices = {"coll-halves": "A"}'), solutions / "09_guard.ipynb")
+    honest = grade_notebook(save(notebook('choices = {"coll-halves": "A"}'),
+                                 tmp_path / "a" / "09_guard.ipynb"), solutions)
+    assert honest["earned"] == 2, format_table(honest)
+    for patch in ("import tplab.checks.lesson08 as m\nm.check_choices = lambda *a, **k: None",
+                  "import functools\nimport tplab.checks.lesson08 as m\n"
+                  "m.check_choices = functools.partial(print)"):
+        cheat = grade_notebook(save(notebook(patch + '\nchoices = {"coll-halves": "B"}'),
+                                    tmp_path / "b" / "09_guard.ipynb"), solutions)
+        assert cheat["earned"] == 0, format_table(cheat)
+        assert "replaced by code in this notebook" in cheat["exercises"][0]["message"]

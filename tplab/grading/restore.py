@@ -10,7 +10,9 @@ exercise cell the id of the solution cell it came from):
 * a deleted check is re-inserted after the nearest earlier solution cell that
   the learner's notebook still has (so it runs after the code it checks);
 * any other cell claiming to be a check (a copy, or metadata typed by hand)
-  loses that claim, so it cannot earn points.
+  loses that claim, so it cannot earn points;
+* each restored check first verifies that the `tplab.checks` functions it imports were not
+  replaced by the learner's code (`untampered.py`).
 
 The learner's notebook object is not changed; a merged copy is returned.
 """
@@ -19,14 +21,19 @@ from __future__ import annotations
 import copy
 
 from tplab.grading.cells import check_of, tplab_metadata
+from tplab.grading.untampered import guard_line
 
 
-def fresh_copy(cell):
-    """A copy of a reference cell as it should run: no outputs, no execution count."""
+def fresh_copy(cell, guard: bool = False):
+    """A copy of a reference cell as it should run: no outputs, no execution count; with
+    `guard`, first checking that the tplab.checks functions it imports are still the course's
+    (`untampered.guard_line`)."""
     cell = copy.deepcopy(cell)
     if cell.cell_type == "code":
         cell.outputs = []
         cell.execution_count = None
+        if guard:
+            cell.source = guard_line(cell.source) + cell.source
     return cell
 
 
@@ -53,7 +60,7 @@ def restore_checks(student_nb, solution_nb):
     for reference in solution_nb.cells:
         index = position_of(cells, reference.get("id"))
         if check_of(reference) is not None:
-            check = fresh_copy(reference)
+            check = fresh_copy(reference, guard=True)
             if index is None:
                 index = anchor + 1
                 cells.insert(index, check)
