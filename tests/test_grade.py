@@ -432,25 +432,52 @@ def test_what_a_cell_prints_is_capped_in_the_kernel(tmp_path, monkeypatch):
 
 def test_a_check_function_replaced_by_the_learner_earns_nothing(tmp_path):
     """A learner's cell that swaps a tplab.checks function for a stand-in does not get it used:
-    the restored check verifies its imports first (tplab.grading.untampered)."""
+    the restored check verifies its imports first (tplab.grading.untampered). One notebook: an
+    honest exercise, then one whose cell patches the check module."""
     from nbformat.v4 import new_notebook
 
-    def notebook(answer: str):
+    check = ("from tplab.checks.lesson08 import check_choices\n"
+             "check_choices({}, ids=('coll-halves',))")
+
+    def notebook(cheat: str):
         return new_notebook(cells=[
-            new_code_cell(answer, id="work", metadata={"tplab": {"exercise": "pick"}}),
-            new_code_cell("from tplab.checks.lesson08 import check_choices\n"
-                          "check_choices(choices, ids=('coll-halves',))", id="pick-check",
-                          metadata={"tplab": {"check": "pick", "points": 2}})])
+            new_code_cell('honest = {"coll-halves": "A"}', id="honest",
+                          metadata={"tplab": {"exercise": "honest"}}),
+            new_code_cell(check.format("honest"), id="honest-check",
+                          metadata={"tplab": {"check": "honest", "points": 1}}),
+            new_code_cell(cheat + 'cheat = {"coll-halves": "B"}', id="cheat",
+                          metadata={"tplab": {"exercise": "cheat"}}),
+            new_code_cell(check.format("cheat"), id="cheat-check",
+                          metadata={"tplab": {"check": "cheat", "points": 2}})])
 
     solutions = tmp_path / "solutions"
-    save(notebook('choices = {"coll-halves": "A"}'), solutions / "09_guard.ipynb")
-    honest = grade_notebook(save(notebook('choices = {"coll-halves": "A"}'),
-                                 tmp_path / "a" / "09_guard.ipynb"), solutions)
-    assert honest["earned"] == 2, format_table(honest)
-    for patch in ("import tplab.checks.lesson08 as m\nm.check_choices = lambda *a, **k: None",
-                  "import functools\nimport tplab.checks.lesson08 as m\n"
-                  "m.check_choices = functools.partial(print)"):
-        cheat = grade_notebook(save(notebook(patch + '\nchoices = {"coll-halves": "B"}'),
-                                    tmp_path / "b" / "09_guard.ipynb"), solutions)
-        assert cheat["earned"] == 0, format_table(cheat)
-        assert "replaced by code in this notebook" in cheat["exercises"][0]["message"]
+    save(notebook('cheat = {"coll-halves": "A"}\n'), solutions / "09_guard.ipynb")
+    patch = "import tplab.checks.lesson08 as m\nm.check_choices = lambda *a, **k: None\n"
+    result = grade_notebook(save(notebook(patch), tmp_path / "a" / "09_guard.ipynb"), solutions)
+    assert [(e["id"], e["earned"]) for e in result["exercises"]] == [("honest", 1), ("cheat", 0)]
+    assert "replaced by code in this notebook" in by_id(result)["cheat"]["message"]
+
+
+def test_a_partial_or_a_builtin_in_a_checks_place_is_found_too(monkeypatch):
+    import functools
+
+    import tplab.checks.lesson08 as module
+    from tplab.grading.untampered import guard_line, verify
+
+    verify("tplab.checks.lesson08", ("check_choices",))  # the course's own: nothing raised
+    for stand_in in (functools.partial(print), print, functools.partial(lambda *a: None)):
+        monkeypatch.setattr(module, "check_choices", stand_in)
+        with pytest.raises(AssertionError, match="replaced by code"):
+            verify("tplab.checks.lesson08", ("check_choices",))
+
+    def defined_in_a_cell(*args):
+        return None
+
+    defined_in_a_cell.__module__ = "__main__"  # what a notebook cell's function carries
+    monkeypatch.setattr(module, "check_choices", defined_in_a_cell)
+    with pytest.raises(AssertionError, match="lesson08.check_choices replaced by code"):
+        verify("tplab.checks", ("lesson08",))  # `from tplab.checks import lesson08`
+    assert guard_line("from tplab.checks.x import (\n a,  # why\n b as c,\n)\nrun()\n") == (
+        "from tplab.grading.untampered import verify; verify('tplab.checks.x', ('a', 'b'))"
+        "  # tplab grade: the course's own checks\n")
+    assert guard_line("x = 1") == ""
