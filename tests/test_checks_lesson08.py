@@ -1,7 +1,12 @@
 """The machinery of exercise 08's checks: each check fails on the stub, passes the solution,
-gives nothing for the bank's own fix (switched off), names the slip, and the numeric items' usual
-slips fall outside their tolerances. The ranks are real (gloo, forked: well under a second a
-launch); the graded runs are in test_course_grading and test_wrong_answers."""
+gives nothing for the bank's own fix (by name, through a partial, or exec'd from its source),
+names the slip, and rejects what a reviewer got through: rebuilt or gathered data, a hard-coded
+batch size, shipped weights, collectives or arithmetic for the ring, a send never waited. The
+numeric items' slips fall outside their tolerances, and no failure message or choice option
+states an answer. The ranks are real (gloo, forked: well under a second a launch); the graded
+runs are in test_course_grading and test_wrong_answers."""
+import functools
+import re
 import time
 
 import pytest
@@ -10,7 +15,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from tplab.checks import lesson08
-from tplab.interview import by_id
+from tplab.checks.lesson08_mock import FORMULAS, SLIPS
+from tplab.interview import bugs, by_id
 from tplab.interview.bugs import fixed_data_parallel_gradients, fixed_pass_right
 
 
@@ -24,14 +30,32 @@ def data_parallel_gradients(model, x, y):      # the solution's
     return list(grads)
 
 
+def model_parallel_gradients(stage, x, y):     # the solution's
+    if dist.get_rank() == 0:
+        hidden = stage(x)
+        dist.send(hidden.detach(), dst=1)
+        grad = torch.empty_like(hidden)
+        dist.recv(grad, src=1)
+        hidden.backward(grad)
+    else:
+        hidden = torch.empty(len(x), stage.in_features)
+        dist.recv(hidden, src=0)
+        hidden.requires_grad_()
+        F.mse_loss(stage(hidden), y).backward()
+        dist.send(hidden.grad, dst=0)
+    return [p.grad for p in stage.parameters()]
+
+
 def stub(*args):
     raise NotImplementedError("exercise ex08_data_parallel: write your code here")
 
 
-def test_data_parallel_passes_the_solution_on_uneven_shards():
+def test_data_parallel_passes_the_solution_on_uneven_and_drawn_shards():
     assert lesson08.shard_rows(3) == [3, 3, 2]
+    cases = lesson08.dp_cases()
+    assert cases[:2] == ((2, 8), (3, 8)) and 9 <= cases[2][1] <= 15
     run = lesson08.check_data_parallel(data_parallel_gradients, {})
-    assert set(run["results"]) == {2, 3} and len(run["results"][3]) == 3
+    assert len(run["results"]) == 3 and len(run["results"][3, 8]) == 3
     assert "<= 1e-6" in lesson08.dp_table(run)
 
 
@@ -46,7 +70,7 @@ def test_data_parallel_stub_is_not_attempted_and_the_bank_fix_scores_zero():
         lesson08.check_data_parallel(borrowed, globals())
 
 
-def test_data_parallel_names_the_equal_shard_average():
+def test_data_parallel_names_the_slips():
     def by_world(model, x, y):
         grads = torch.autograd.grad(F.mse_loss(model(x), y), list(model.parameters()))
         for g in grads:
@@ -58,31 +82,125 @@ def test_data_parallel_names_the_equal_shard_average():
     with pytest.raises(AssertionError, match=slip):
         lesson08.check_data_parallel(by_world, {})
 
+    def eight(model, x, y):
+        grads = torch.autograd.grad(F.mse_loss(model(x), y) * len(x) / 8,
+                                    list(model.parameters()))
+        for g in grads:
+            dist.all_reduce(g)
+        return list(grads)
+
+    with pytest.raises(AssertionError, match=r"(?s)rows \d+\+\d+\).*hard-coded as 8"):
+        lesson08.check_data_parallel(eight, {})
+
+    def never_combined(model, x, y):
+        return list(torch.autograd.grad(F.mse_loss(model(x), y), list(model.parameters())))
+
+    with pytest.raises(AssertionError, match="never combined"):
+        lesson08.check_data_parallel(never_combined, {})
+
+
+def test_data_parallel_rejects_gathered_data_and_a_rebuilt_batch():
+    def gathered(model, x, y):
+        shards = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, (x, y))
+        xs, ys = torch.cat([s[0] for s in shards]), torch.cat([s[1] for s in shards])
+        return list(torch.autograd.grad(F.mse_loss(model(xs), ys), list(model.parameters())))
+
+    with pytest.raises(AssertionError, match="ran on 8 rows that are not its own 4") as caught:
+        lesson08.check_data_parallel(gathered, {})
+    assert "mean of the ranks" not in str(caught.value)
+
+    def seeded(model, x, y):
+        g = torch.Generator().manual_seed(1)
+        xs, ys = torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g)
+        return list(torch.autograd.grad(F.mse_loss(model(xs), ys), list(model.parameters())))
+
+    with pytest.raises(AssertionError, match="differs from the one-process reference"):
+        lesson08.check_data_parallel(seeded, {})
+    for helper in ("_batch", "_stages", "_reference", "_inputs", "_mlp"):
+        assert not hasattr(bugs, helper), f"bugs.{helper} is reachable from the notebook"
+
 
 def test_model_parallel_solution_passes_and_the_article_fails():
-    def model_parallel_gradients(stage, x, y):
-        if dist.get_rank() == 0:
-            hidden = stage(x)
-            dist.send(hidden.detach(), dst=1)
-            grad = torch.empty_like(hidden)
-            dist.recv(grad, src=1)
-            hidden.backward(grad)
-        else:
-            hidden = torch.empty(len(x), stage.in_features)
-            dist.recv(hidden, src=0)
-            hidden.requires_grad_()
-            F.mse_loss(stage(hidden), y).backward()
-            dist.send(hidden.grad, dst=0)
-        return [p.grad for p in stage.parameters()]
-
     run = lesson08.check_model_parallel(model_parallel_gradients, {})
-    assert "forward output (8, 1)" in lesson08.mp_table(run)
+    rows = len(run["results"][0]["inputs"]["x"])
+    assert rows != 8 and f"forward output ({rows}, 1)" in lesson08.mp_table(run)
+    assert f"sent [{rows * 24}] bytes" in lesson08.mp_table(run)
 
     def article(stage, x, y):
         return stage.gradient(stage(x), x)
 
     with pytest.raises(AssertionError, match="Hint"):
         lesson08.check_model_parallel(article, {})
+
+
+def test_model_parallel_rejects_shipped_weights_and_names_the_output_gradient():
+    def ships(stage, x, y):
+        if dist.get_rank() == 0:
+            stage(x)
+            for p in stage.parameters():
+                dist.send(p.detach(), dst=1)
+            grads = [torch.empty_like(p) for p in stage.parameters()]
+            for g in grads:
+                dist.recv(g, src=1)
+            return grads
+        first = torch.nn.Linear(4, 6)
+        with torch.no_grad():
+            for p in first.parameters():
+                dist.recv(p, src=0)
+        F.mse_loss(stage(first(x)), y).backward()
+        for p in first.parameters():
+            dist.send(p.grad, dst=0)
+        return [p.grad for p in stage.parameters()]
+
+    with pytest.raises(AssertionError, match=r"(?s)sent 2 tensor.*not weights"):
+        lesson08.check_model_parallel(ships, {})
+
+    def output_gradient(stage, x, y):
+        if dist.get_rank() == 0:
+            hidden = stage(x)
+            dist.send(hidden.detach(), dst=1)
+            grad = torch.empty(len(x), 1)
+            dist.recv(grad, src=1)
+            hidden.backward(grad.expand_as(hidden))
+        else:
+            hidden = torch.empty(len(x), stage.in_features)
+            dist.recv(hidden, src=0)
+            out = stage(hidden)
+            out.retain_grad()
+            F.mse_loss(out, y).backward()
+            dist.send(out.grad, dst=0)
+        return [p.grad for p in stage.parameters()]
+
+    with pytest.raises(AssertionError, match="hidden.grad"):
+        lesson08.check_model_parallel(output_gradient, {})
+
+    def eight_rows(stage, x, y):       # a buffer of the Target's old fixed size
+        if dist.get_rank() == 0:
+            hidden = stage(x)
+            dist.send(hidden.detach(), dst=1)
+            return [torch.zeros_like(p) for p in stage.parameters()]
+        hidden = torch.empty(8, 6)
+        dist.recv(hidden, src=0)
+        return [torch.zeros_like(p) for p in stage.parameters()]
+
+    with pytest.raises(AssertionError, match=r"(?s)SIGABRT|sent 1 tensor|differs"):
+        lesson08.check_model_parallel(eight_rows, {})
+
+
+def test_the_bank_fix_is_refused_through_a_partial_and_an_exec_of_its_source():
+    with pytest.raises(AssertionError, match="the bank's model answer"):
+        lesson08.check_model_parallel(functools.partial(bugs.fixed_model_parallel_gradients), {})
+    copied = {"torch": torch, "dist": dist, "F": F}
+    exec(bugs.source("fixed_model_parallel_gradients"), copied)
+    with pytest.raises(AssertionError, match="guard|the bank's model answer"):
+        lesson08.check_model_parallel(copied["fixed_model_parallel_gradients"], copied)
+
+    def reads_the_source(stage, x, y):
+        return bugs.source("fixed_model_parallel_gradients")
+
+    with pytest.raises(AssertionError, match="the bank's model answer"):
+        lesson08.check_model_parallel(reads_the_source, {})
 
 
 def test_deadlock_fails_by_the_deadline_and_the_fix_passes():
@@ -109,35 +227,40 @@ def test_deadlock_fails_by_the_deadline_and_the_fix_passes():
             dist.send(t, dst=(rank + 1) % world)
         return got
 
-    assert [t[0].item() for t in lesson08.check_pass_right(even_odd, {})[3]] == [2, 0, 1]
+    pairs = lesson08.check_pass_right(even_odd, {})[3]
+    assert all(torch.equal(pairs[r][1], pairs[(r - 1) % 3][0]) for r in range(3))
+    assert len({p[0][0].item() for p in pairs}) == 3, "the payloads are random, not full(rank)"
     with pytest.raises(AssertionError, match="bank's model answer"):
         lesson08.check_pass_right(lambda t: fixed_pass_right(t), globals())
 
 
-# each numeric item's usual slips, as a learner would compute them (n = 8 GPUs)
-SLIPS = {
-    "dp-grad-all-reduce": {"(n-1)/n: the 2 forgotten": 7 / 8 * 14e9 / 370e9 * 1e3,
-                           "2N": 2 * 14e9 / 370e9 * 1e3, "N": 14e9 / 370e9 * 1e3},
-    "dp-zero3-70b": {"GiB": 16 * 68.98e9 / 8 / 2**30, "K = 8 (no master weights)":
-                     12 * 68.98e9 / 8 / 1e9, "ZeRO-1's formula": (4 + 12 / 8) * 68.98e9 / 1e9,
-                     "fp32 weights and gradients": 20 * 68.98e9 / 8 / 1e9},
-    "tp-decode-comm": {"one all-reduce per layer": 80 * (3.6 + 14 * 0.47) * 1e-3,
-                       "four (training)": 320 * (3.6 + 14 * 0.47) * 1e-3,
-                       "(n-1) steps, not 2(n-1)": 160 * (3.6 + 7 * 0.47) * 1e-3,
-                       "NCCL's start forgotten": 160 * 14 * 0.47e-3},
-    "pp-bubble": {"(p-1)/m": 3 / 8, "(p-1)/(m+p)": 3 / 12, "p/(m+p)": 4 / 12},
-    "mt-kv-batch": {"K without V": 80 * 8 * 128 * 2 * 16 * 4096 / 8 / 1e9,
-                    "GiB": 2 * 80 * 8 * 128 * 2 * 16 * 4096 / 8 / 2**30,
-                    "fp32": 2 * 80 * 8 * 128 * 4 * 16 * 4096 / 8 / 1e9,
-                    "not split by TP": 2 * 80 * 8 * 128 * 2 * 16 * 4096 / 1e9},
-    "mt-decode-ms": {"fp32 weights": 68.98e9 * 4 / 8 / (3.35e12 * 0.685) * 1e3 + 1.64,
-                     "peak bandwidth": 68.98e9 * 2 / 8 / 3.35e12 * 1e3 + 1.64,
-                     "all-reduces forgotten": 68.98e9 * 2 / 8 / (3.35e12 * 0.685) * 1e3},
-}
+def test_ring_rejects_collectives_arithmetic_and_an_unwaited_send():
+    def gathered(t):
+        rank, world = dist.get_rank(), dist.get_world_size()
+        everyone = [torch.empty_like(t) for _ in range(world)]
+        dist.all_gather(everyone, t)
+        return everyone[(rank - 1) % world]
+
+    with pytest.raises(AssertionError, match="called all_gather.*point-to-point") as caught:
+        lesson08.check_pass_right(gathered, {})
+    assert "wrong way" not in str(caught.value)
+    with pytest.raises(AssertionError, match="sent 0 tensor"):
+        lesson08.check_pass_right(lambda t: (t - 1) % dist.get_world_size(), {})
+
+    def never_waited(t):
+        rank, world = dist.get_rank(), dist.get_world_size()
+        got = torch.empty_like(t)
+        dist.isend(t, dst=(rank + 1) % world)
+        dist.recv(got, src=(rank - 1) % world)
+        return got
+
+    with pytest.raises(AssertionError, match=r"rank \d finished, but its isend was never "
+                                             r"completed: wait\(\)"):
+        lesson08.check_pass_right(never_waited, {})
 
 
 def test_numbers_stub_fails_the_answers_pass_and_every_slip_is_rejected():
-    assert set(SLIPS) == set(lesson08.NUMBERS)
+    assert set(SLIPS) == set(FORMULAS) == set(lesson08.NUMBERS)
     with pytest.raises(AssertionError, match="no answer yet for dp-grad-all-reduce"):
         lesson08.check_numbers({i: None for i in lesson08.NUMBERS})
     right = {i: by_id(i).model_answer() for i in lesson08.NUMBERS}
@@ -145,10 +268,37 @@ def test_numbers_stub_fails_the_answers_pass_and_every_slip_is_rejected():
     for item_id, slips in SLIPS.items():
         for slip, value in slips.items():
             assert not by_id(item_id).check(value), f"{item_id}: the slip '{slip}' is accepted"
-            with pytest.raises(AssertionError, match=f"1 of 6 answers are wrong:\n- {item_id}"):
+            with pytest.raises(AssertionError, match=f"1 of 6 answers are wrong:\n *- {item_id}"
+                                                     f".*{re.escape(slip)}"):
                 lesson08.check_numbers({**right, item_id: value})
     with pytest.raises(AssertionError, match="not in this interview"):
         lesson08.check_numbers({**right, "pp-bubble-ideal": 0.2})
+    with pytest.raises(AssertionError, match="looks like a percentage"):
+        lesson08.check_numbers({**right, "pp-bubble": right["pp-bubble"] * 100})
+
+
+def _shown(value: float) -> set[str]:
+    """How an answer may be written: 66, 66.2, 138, 1.6, 1.64, 0.27, 0.273, 3/11, 9.1, ..."""
+    forms = {f"{value:.2g}", f"{value:.3g}", f"{value:.0f}" if value >= 10 else ""}
+    return {f for f in forms if f and f not in ("0", "1", "2", "3", "4", "8")} | (
+        {"3/11"} if abs(value - 3 / 11) < 1e-9 else set())
+
+
+def test_no_failure_message_and_no_choice_option_gives_an_answer_away():
+    answers = {i: by_id(i).model_answer() for i in lesson08.NUMBERS}
+    shown = set().union(*(_shown(v) for v in answers.values()))
+    with pytest.raises(AssertionError) as caught:
+        lesson08.check_numbers({i: 1e6 for i in lesson08.NUMBERS})
+    message = str(caught.value)
+    assert all(f"- {i}:" in message for i in lesson08.NUMBERS)
+    leaked = {s for s in shown if re.search(rf"(?<![\d.]){re.escape(s)}(?![\d])", message)}
+    assert not leaked, f"the failure message states the answers {leaked}"
+    for item_id in lesson08.CHOICES:
+        item = by_id(item_id)
+        text = " ".join([item.question_en, item.question_zh] + [
+            f"{o.text_en} {o.text_zh} {o.why}" for o in item.options])
+        leaked = {s for s in shown if re.search(rf"(?<![\d.]){re.escape(s)}(?![\d])", text)}
+        assert not leaked, f"{item_id}'s text states an answer of 08.4: {leaked}"
 
 
 def test_choices_pass_and_a_wrong_pick_gets_its_reason_not_the_answer():

@@ -1,0 +1,313 @@
+"""The harness that runs a spot-the-bug fix (tplab.interview.bugs) on real ranks and judges it.
+
+Why real ranks: a distributed bug (gradients never combined, a deadlock) is only proven fixed
+by running the fix where the bug lives. `check_source` executes the submission *inside the
+ranks* (never in the grader's process), under `tplab.launch`'s deadline: a fix that still
+deadlocks ends as a `WorkerError` after `timeout` seconds and is rejected, not left hanging.
+
+Why unpredictable inputs: a fix that rebuilds another rank's data (the same seed, a helper of
+this module) passes without communicating. So every launch draws its inputs afresh. What all
+ranks share (the data-parallel model, the model-parallel batch) comes from a nonce the parent
+draws with `os.urandom` and passes to the ranks; what one rank owns (its data-parallel rows, its
+model-parallel layer, the tensor it passes right) it draws itself from `os.urandom` after the
+launch, so no other process ever holds it. Each rank returns a copy of its inputs, and the
+parent computes the one-process reference from them.
+
+Why watch the ranks: a right result can come from the wrong computation. Every rank records
+the rows its model ran on (data parallelism computes on its own shard only) and, through
+`tplab.comm.hooks`, every torch.distributed call it made with its bytes (the model-parallel
+stages exchange one activation and its gradient; the ring shift sends one tensor and receives
+one, point to point); a request an isend or irecv returned that is never waited on fails.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from tplab.checks.forbid import guard
+
+__all__ = ["TASKS", "WORLDS", "P2P", "CheckResult", "check_source", "run_submission", "labels",
+           "reference_forward", "shard_sizes"]
+
+TASKS = {"train_step": 2, "data_parallel_gradients": 2, "model_parallel_gradients": 2,
+         "pass_right": 2}   # task -> the world size its inputs are built for
+WORLDS = {"model_parallel_gradients": (2,)}   # the worlds a task allows (others: any >= 2)
+ROWS = 8                     # the global batch's rows unless the caller draws another size
+P2P = ("send", "isend", "recv", "irecv")
+_SENDS, _RECVS = ("send", "isend"), ("recv", "irecv")
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+
+def _stages():
+    return nn.Linear(4, 6), nn.Linear(6, 1)
+
+
+def _generator(seed: int | None = None) -> torch.Generator:
+    """Seeded by `seed`, or by this process's own os.urandom (no other process can know it)."""
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "little")
+    return torch.Generator().manual_seed(seed)
+
+
+def _filled(module: nn.Module, gen: torch.Generator) -> nn.Module:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.rand(p.shape, generator=gen) * 2 - 1)
+    return module
+
+
+def shard_sizes(rows: int, world: int) -> list[int]:
+    """The rows each rank holds of a `rows`-row batch (`X.chunk(world)`)."""
+    sizes = [len(part) for part in torch.empty(rows).chunk(world)]
+    if len(sizes) != world:
+        raise ValueError(f"{rows} rows cannot be chunked over {world} ranks")
+    return sizes
+
+
+def _inputs(task: str, rank: int, world: int, seed: int, rows: int) -> tuple[tuple, dict]:
+    """(the rank's arguments, a copy of what they hold for the parent's reference)."""
+    shared, own = _generator(seed), _generator()
+    if task == "pass_right":
+        t = torch.randn(4, generator=own)
+        return (t,), {"t": t.clone()}
+    if task == "model_parallel_gradients":
+        x, y = torch.randn(rows, 4, generator=shared), torch.randn(rows, 1, generator=shared)
+        stage = _filled(_stages()[rank], own)
+        return (stage, x, y), {"x": x.clone(), "y": y.clone(), "state": _copy(stage)}
+    model = _filled(_mlp(), shared)
+    n = shard_sizes(rows, world)[rank]
+    x, y = torch.randn(n, 4, generator=own), torch.randn(n, 1, generator=own)
+    kept = {"x": x.clone(), "y": y.clone(), "state": _copy(model)}
+    return ((model, x, y, 0.1) if task == "train_step" else (model, x, y)), kept
+
+
+def _copy(module: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _reference(task: str, rank: int, kept: list[dict]) -> list:
+    """Rank `rank`'s right result, in one process, from every rank's inputs (`kept`)."""
+    if task == "pass_right":
+        return [kept[(rank - 1) % len(kept)]["t"]]
+    if task == "model_parallel_gradients":
+        first, second = _stages()
+        first.load_state_dict(kept[0]["state"])
+        second.load_state_dict(kept[1]["state"])
+        F.mse_loss(second(first(kept[0]["x"])), kept[0]["y"]).backward()
+        return [p.grad for p in (first, second)[rank].parameters()]
+    model = _mlp()
+    model.load_state_dict(kept[0]["state"])
+    x, y = torch.cat([k["x"] for k in kept]), torch.cat([k["y"] for k in kept])
+    F.mse_loss(model(x), y).backward()
+    if task == "data_parallel_gradients":
+        return [p.grad for p in model.parameters()]
+    with torch.no_grad():
+        return [p - 0.1 * p.grad for p in model.parameters()]
+
+
+def reference_forward(task: str, rank: int, kept: list[dict]):
+    """The stage's output in one process (model-parallel task): first(x), second(first(x))."""
+    if task != "model_parallel_gradients":
+        return None
+    first, second = _stages()
+    first.load_state_dict(kept[0]["state"])
+    second.load_state_dict(kept[1]["state"])
+    with torch.no_grad():
+        hidden = first(kept[0]["x"])
+        return (hidden, second(hidden))[rank]
+
+
+def labels(task: str, rank: int) -> list[str]:
+    """What each tensor of `task`'s result on `rank` is, for messages."""
+    if task == "pass_right":
+        return ["the tensor received"]
+    if task == "model_parallel_gradients":
+        layer = ("first", "second")[rank]
+        return [f"the {layer} layer's {n} gradient" for n, _ in _stages()[rank].named_parameters()]
+    what = "updated parameter" if task == "train_step" else "gradient of"
+    return [f"{what} {n}" for n, _ in _mlp().named_parameters()]
+
+
+def _pick(namespace: dict, task: str):
+    for name in (task, f"fixed_{task}", f"buggy_{task}"):
+        if callable(namespace.get(name)):
+            return namespace[name]
+    defined = [v for v in namespace.values()
+               if inspect.isfunction(v) and v.__module__ == "submission"]
+    if len(defined) == 1:
+        return defined[0]
+    raise NameError(f"define a function named {task}() (or keep the name you were given)")
+
+
+@contextlib.contextmanager
+def _requests_kept():
+    """Keep every isend/irecv request alive while the block runs: a request dropped unwaited
+    may cancel its transfer, and the peer would wait for it until the deadline instead of the
+    check saying the request was never waited on."""
+    originals, kept = {name: getattr(dist, name) for name in ("isend", "irecv")}, []
+
+    def keeping(original):
+        def call(*args, **kwargs):
+            kept.append(original(*args, **kwargs))
+            return kept[-1]
+        return call
+
+    for name, original in originals.items():
+        setattr(dist, name, keeping(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(dist, name, original)
+
+
+def run_submission(task: str, text, seed: int, rows: int = ROWS) -> dict:
+    """On one rank: call the submission (source text, executed here, or a function) on this
+    rank's inputs. Returns {"returned": its tensors, "inputs": a copy of its inputs, "forward":
+    the stage's last output (model-parallel task), "rows_seen": per forward of the model, the
+    rows it ran on and whether they were this rank's own, "traffic": [{op, nbytes}]}: a
+    request isend or irecv returned that was never waited on raises."""
+    from tplab.comm import hooks
+    if callable(text):
+        fn = text
+    else:
+        namespace = {"torch": torch, "dist": dist, "nn": nn, "F": F, "guard": guard,
+                     "__name__": "submission"}
+        exec(compile(text, "<submission>", "exec"), namespace)
+        fn = _pick(namespace, task)
+    inputs, kept = _inputs(task, dist.get_rank(), dist.get_world_size(), seed, rows)
+    seen, rows_seen, calls = [], [], []
+    if task == "model_parallel_gradients":
+        inputs[0].register_forward_hook(lambda module, args, out: seen.append(out.detach()))
+    elif task != "pass_right":
+        own = kept["x"]
+        inputs[0].register_forward_pre_hook(lambda module, args: rows_seen.append(
+            (len(args[0]), args[0].shape == own.shape and torch.equal(args[0].detach(), own))))
+    with hooks.subscribe(lambda kind, call: calls.append(call) if kind == "start" else None):
+        with _requests_kept():
+            out = fn(*inputs)
+    for c in calls:     # a send never waited may never leave: its peer would wait forever
+        if c.op in ("isend", "irecv") and c.end is None:
+            raise RuntimeError(f"rank {dist.get_rank()} finished, but its {c.op} was never "
+                               f"completed: wait() on the request {c.op} returned")
+    if isinstance(out, torch.Tensor):
+        out = [out]
+    elif not isinstance(out, (list, tuple)):
+        raise TypeError(f"{getattr(fn, '__name__', task)} returned {type(out).__name__}; "
+                        f"return a list of tensors")
+    out = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in out]
+    return {"returned": out, "inputs": kept, "forward": seen[-1].clone() if seen else None,
+            "rows_seen": rows_seen, "traffic": [{"op": c.op, "nbytes": c.nbytes} for c in calls]}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """ok, why (`message`), and what every rank returned (`results`, when the ranks finished)."""
+    ok: bool
+    message: str
+    results: list | None = None
+
+
+def _same(got, want, labels=()) -> str:
+    if len(got) != len(want):
+        return f"returned {len(got)} tensors, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        label = labels[i] if i < len(labels) else f"result {i}"
+        if not isinstance(g, torch.Tensor) or g.shape != w.shape:
+            shape = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
+            return f"{label} (result {i}): got {shape}, expected a tensor of shape " \
+                   f"{tuple(w.shape)}"
+        if not torch.allclose(g.float(), w.float(), rtol=1e-5, atol=1e-6):
+            return f"{label} (result {i}) differs from the one-process reference by " \
+                   f"{(g.float() - w.float()).abs().max().item():.3g}"
+    return ""
+
+
+def _forward_problem(task: str, rank: int, got: dict, kept: list[dict]) -> str:
+    if task == "pass_right":
+        return ""
+    if task != "model_parallel_gradients":
+        own = len(kept[rank]["x"])
+        if not got["rows_seen"]:
+            return "its model never ran forward"
+        for n, mine in got["rows_seen"]:
+            if not mine:
+                return (f"its model ran on {n} rows that are not its own {own}: each replica "
+                        f"computes on its shard alone, and the ranks combine gradients, not data")
+        return ""
+    want = reference_forward(task, rank, kept)
+    seen = got["forward"]
+    if seen is None:
+        return "its stage never ran forward"
+    if seen.shape != want.shape or not torch.allclose(seen, want, rtol=1e-5, atol=1e-6):
+        return (f"its stage's forward output differs from the one-process model's (the "
+                f"{('first', 'second')[rank]} layer's output on the whole batch): is the "
+                f"second layer fed the first layer's activation?")
+    return ""
+
+
+def _traffic_problem(task: str, rank: int, got: dict, kept: list[dict]) -> str:
+    """Model parallelism: one activation each way; the ring: one tensor each way, waited."""
+    if task not in ("model_parallel_gradients", "pass_right"):
+        return ""
+    calls = got["traffic"]
+    other = sorted({c["op"] for c in calls if c["op"] not in P2P})
+    if other:
+        return (f"it called {', '.join(other)}: this question is about point-to-point "
+                f"messages, send/recv (or isend/irecv) only")
+    sent = [c for c in calls if c["op"] in _SENDS]
+    received = [c for c in calls if c["op"] in _RECVS]
+    if task == "pass_right":
+        want, what = kept[rank]["t"].nbytes, "the tensor t"
+    else:
+        want, what = len(kept[0]["x"]) * 6 * 4, f"the activation, ({len(kept[0]['x'])}, 6) fp32"
+    sizes = [[c["nbytes"] for c in sent], [c["nbytes"] for c in received]]
+    if sizes != [[want], [want]]:
+        return (f"it sent {len(sent)} tensor(s) of {sizes[0]} bytes and received "
+                f"{len(received)} of {sizes[1]} bytes; expected one each way of {want} bytes "
+                f"({what}{'' if task == 'pass_right' else ' forward, its gradient back'})")
+    return ""
+
+
+def check_source(task: str, text, world: int = 2, timeout: float = 10.0,
+                 rows: int = ROWS) -> CheckResult:
+    """Run `text` (a fix of `task`'s buggy function: source text or a function) on `world`
+    gloo ranks within `timeout` seconds, on fresh random inputs (`rows` rows in the global
+    batch), and compare every rank's result (and its forward outputs and traffic) with one
+    process on the same inputs."""
+    from tplab.ranks import WorkerError, launch
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: one of {sorted(TASKS)}")
+    if world < 2 or world not in WORLDS.get(task, (world,)):
+        raise ValueError(f"task {task!r} runs on {WORLDS.get(task, 'at least 2')} ranks, "
+                         f"not {world}")
+    shard_sizes(rows, world)
+    if not callable(text):
+        try:
+            compile(text, "<submission>", "exec")
+        except SyntaxError as exc:
+            return CheckResult(False, f"syntax error: {exc}")
+    seed = int.from_bytes(os.urandom(8), "little")
+    try:
+        results = launch(run_submission, world, task, text, seed, rows, backend="gloo",
+                         timeout=timeout)
+    except WorkerError as exc:
+        return CheckResult(False, str(exc).split("\n")[0])
+    kept = [got["inputs"] for got in results]
+    for rank, got in enumerate(results):
+        problem = (_traffic_problem(task, rank, got, kept)
+                   or _same(got["returned"], _reference(task, rank, kept), labels(task, rank))
+                   or _forward_problem(task, rank, got, kept))
+        if problem:
+            return CheckResult(False, f"rank {rank}: {problem}", results)
+    return CheckResult(True, f"all {world} ranks equal the one-process reference", results)
