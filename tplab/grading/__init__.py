@@ -6,7 +6,14 @@
   scores it;
 * `tplab.grading.restore`, `worker`, `report`: the steps of grading, one file each.
 """
-# Only names that differ from the submodules: `tplab.grading.build` stays the module.
-from tplab.grading.grade import GradingError, grade_notebook
-
+# Only names that differ from the submodules: `tplab.grading.build` stays the module. Loaded on
+# first use: a graded kernel imports `tplab.grading.untampered` before every check, and
+# `grade` pulls in nbformat and nbclient (2.5 s), which a kernel never needs.
 __all__ = ["grade_notebook", "GradingError"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from tplab.grading import grade
+        return getattr(grade, name)
+    raise AttributeError(f"module 'tplab.grading' has no attribute {name!r}")
