@@ -301,8 +301,12 @@ def test_two_launches_at_once_do_not_collide(tmp_path):
 def test_keyboard_interrupt_leaves_no_rank_behind(tmp_path):
     pids = tmp_path / "pids"
     script = tmp_path / "interrupted.py"
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even where the test runner was started
+    # in the background (a non-interactive shell's `cmd &` ignores SIGINT, and a Python started
+    # so installs no handler: the script would never see the signal)
     script.write_text(textwrap.dedent(f"""
-        import os, time, tplab
+        import os, signal, time, tplab
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         def worker():
             with open({str(pids)!r}, "a") as f:
                 f.write(f"{{os.getpid()}}\\n")
