@@ -573,3 +573,41 @@ def test_ranks_die_with_a_killed_launcher(threads, tmp_path):
     for p in family:  # the fork server and its resource tracker too
         assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, \
             f"{p.pid} {p.cmdline()} outlived it"
+
+
+def test_a_check_launch_that_never_formed_its_group_leaves_no_output(monkeypatch, capsys):
+    """Lesson 05's checks try a launch whose ranks never joined once more; what the first try's
+    ranks printed (a busy machine's rendezvous errors) must not reach the notebook, or nbval
+    sees a stderr the committed notebook does not have."""
+    import tplab.checks.lesson05 as lesson05
+    from tplab.ranks.errors import WorkerError
+    tries = []
+
+    def launch(fn, n, *args, **kwargs):
+        tries.append(kwargs["timeout"])
+        if len(tries) == 1:
+            print("[rank 1] rendezvous noise", file=sys.stderr)
+            error = WorkerError("never joined")
+            error.joining = [1]
+            raise error
+        print("[rank 0] the learner's output")
+        return ["ok"] * n
+
+    monkeypatch.setattr(lesson05, "launch", launch)
+    assert lesson05.bounded_launch(None, 2, timeout=5, hint="") == ["ok", "ok"]
+    out, err = capsys.readouterr()
+    assert tries == [5, 30] and err == "" and out == "[rank 0] the learner's output\n"
+
+
+def test_a_check_launch_that_failed_in_the_learners_code_keeps_its_output(monkeypatch, capsys):
+    import tplab.checks.lesson05 as lesson05
+    from tplab.ranks.errors import WorkerError
+
+    def launch(fn, n, *args, **kwargs):
+        print("[rank 0] printed before the error", file=sys.stderr)
+        raise WorkerError("rank 0 failed first: ValueError")
+
+    monkeypatch.setattr(lesson05, "launch", launch)
+    with pytest.raises(WorkerError):
+        lesson05.bounded_launch(None, 2, timeout=5, hint="")
+    assert capsys.readouterr().err == "[rank 0] printed before the error\n"

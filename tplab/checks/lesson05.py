@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
+import sys
 
 import torch
 import torch.distributed as dist
@@ -38,14 +40,21 @@ def bounded_launch(fn, n, *args, timeout: float, hint: str):
     that says where they waited and `hint` (what usually deadlocks this exercise).
 
     Ranks that never formed their group (a busy machine starting them late) had not reached the
-    learner's code: that launch is tried once more with six times the time, not held against it.
+    learner's code: that launch is tried once more with six times the time, not held against it,
+    and what it printed is dropped (a notebook's output must not depend on the machine's load).
     """
     try:
+        printed = [io.StringIO(), io.StringIO()]
         try:
-            return launch(fn, n, *args, backend="gloo", timeout=timeout)
+            with contextlib.redirect_stdout(printed[0]), contextlib.redirect_stderr(printed[1]):
+                return launch(fn, n, *args, backend="gloo", timeout=timeout)
         except WorkerError as error:
             if not error.joining:
                 raise
+            printed = None  # what the ranks that never formed a group said is not the learner's
+        finally:
+            if printed:
+                sys.stdout.write(printed[0].getvalue()), sys.stderr.write(printed[1].getvalue())
         timeout *= 6
         return launch(fn, n, *args, backend="gloo", timeout=timeout)
     except WorkerError as error:

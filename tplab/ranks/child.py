@@ -59,6 +59,9 @@ def main_from_bytes(payload: bytes, rank: int, conn, tmp: str, parent_pid: int) 
     main(job, rank, conn, tmp, parent_pid)
 
 
+GROUP_MARGIN_S = 10.0
+
+
 def main(job: Job, rank: int, conn, tmp: str, parent_pid: int) -> None:
     """Entry point of a forked rank. Never returns: exits with os._exit."""
     code = 1
@@ -96,8 +99,11 @@ def _run(job: Job, rank: int, conn) -> int:
             dist.set_debug_level(dist.DebugLevel.DETAIL)
         if job.backend == "nccl":
             torch.cuda.set_device(rank)
+        # the launcher's deadline ends a stuck launch and names who waited where; a collective's
+        # own timeout a little later never races it (a rank failing at the same moment would
+        # be reported failed, not stuck)
         dist.init_process_group(job.backend, init_method="env://",
-                                timeout=timedelta(seconds=job.timeout))
+                                timeout=timedelta(seconds=job.timeout + GROUP_MARGIN_S))
         result = job.fn(*job.args, **job.kwargs)
         message = ("ok", _to_cpu(result))
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
