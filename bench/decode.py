@@ -1,5 +1,5 @@
 """SmolLM2-135M decoding side by side: transformers, tplab TP=1 (default, threads, compiled,
-bf16), TP=2 (fast and gloo all-reduce), and the issue-17 targets as ratios.
+bf16, bf16 compiled), TP=2 (fast and gloo all-reduce), and the issue-17 targets as ratios.
 
     python bench/decode.py            # ~4 min on 2 cores (compiling the step: ~1-2 min of it)
     python bench/decode.py --quick    # fewer repeats
@@ -9,8 +9,10 @@ Prints one JSON object per line: {"impl", "tp", "metric", "value"}
   impl  "hf" (transformers, fp32), "tplab" (tplab's default decoder; at TP=2 its fast
         all-reduce), "tplab-gloo" (TP=2, gloo's), "machine", and `tplab.models.fast_decode`'s
         FastDecoder at TP=1 (static KV cache, products split over --threads threads, Wᵀ stored):
-        "tplab-threads" (fp32, eager), "tplab-compiled" (fp32, torch.compile'd step),
-        "tplab-bf16" (bf16 weights and activations, eager: labelled, never the default);
+        "tplab-threads" (fp32, eager), "tplab-compiled" (fp32, torch.compile'd step: on a CPU
+        inductor generates its GEMVs over every thread), "tplab-bf16" (bf16 weights and
+        activations, eager: labelled, never the default), "tplab-bf16-compiled" (the same,
+        compiled);
         "target": the issue's two targets, computed from this run
   metric
     prefill_tok_s  tokens/s for a forward over a 128-token prompt
@@ -22,14 +24,17 @@ Prints one JSON object per line: {"impl", "tp", "metric", "value"}
     wait_share     fraction of decode time a rank spends inside all-reduces waiting for the
                    other to arrive (load imbalance: 6 + 3 heads at TP=2); the larger of the two
     weight_gbs     weights read per token / time per token (TP=1): achieved bandwidth
-    mem_read_gbs   the machine: GB/s summing a 512 MiB float32 tensor (the median of 5 sums,
-                   `tplab.timing.read_bandwidth_gbs`; on a GPU, a 1 GiB tensor on it)
-    compile_s      seconds compiling the decode step (tplab-compiled; apart from decode_tok_s)
-    agreement      tplab-bf16: the share of greedy tokens equal to fp32's over the held-out
+    mem_read_gbs   the machine: GB/s summing a 512 MiB float32 tensor (`x.sum()`, measured
+                   after every timed row, median of them all: on a shared VM the bandwidth
+                   drifts by ±20 % within minutes; on a GPU, a 1 GiB tensor on it)
+    compile_s      seconds compiling the decode step (compiled rows; apart from decode_tok_s)
+    same_tokens    fp32 rows: 1 if the timed run's 64 greedy tokens equal transformers', else 0
+    agreement      bf16 rows: the share of greedy tokens equal to fp32's over the held-out
                    prompts (tplab.serve.prompts.PROMPTS[:8], 32 tokens each, teacher-forced:
                    each position after fp32's own prefix, so one early difference counts once)
     product_gbs    the best fp32 row's bandwidth per product kind ("product": qkv, o, gate_up,
-                   down, head), each timed over its 30 layers in a row (weights from memory)
+                   down, head), each timed over its 30 layers in a row (weights from memory),
+                   compiled as the step is if the row is compiled
     roofline_share target: the best fp32 TP=1 weight_gbs / mem_read_gbs (issue: >= 0.70)
     tp1_vs_hf      target: the best fp32 TP=1 decode_tok_s / hf's, same threads (issue: >= 1.5)
     roofline_share_any_tp  target (tp 0): the better of that TP=1 share and TP=2's (the whole
@@ -85,14 +90,16 @@ def time_tplab(model, ids, clock=None) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def time_hf(model, ids) -> tuple[float, float]:
+def time_hf(model, ids) -> tuple[float, float, list[int]]:
+    tokens = []
     with stopwatch() as prefill:
         out = model(torch.tensor([ids]), use_cache=True)
     with stopwatch() as decode:
         for _ in range(NEW_TOKENS):
             token = out.logits[0, -1].argmax().view(1, 1)
+            tokens.append(token)
             out = model(token, past_key_values=out.past_key_values, use_cache=True)
-    return prefill.seconds, decode.seconds
+    return prefill.seconds, decode.seconds, [int(t) for t in tokens]
 
 
 def tp_worker(ids, repeats, route):
@@ -123,16 +130,19 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_fast(decoder, ids) -> tuple[float, float]:
-    """time_tplab for a FastDecoder: the prefill (eager), then 64 fixed-shape steps."""
+def time_fast(decoder, ids) -> tuple[float, float, list[int]]:
+    """time_tplab for a FastDecoder: the prefill (eager), then 64 fixed-shape steps; and the
+    greedy tokens."""
+    tokens = []
     with stopwatch() as prefill:
         logits = decoder.prefill(ids)
         sync(decoder.device)
     with stopwatch() as decode:
         for i in range(NEW_TOKENS):
-            logits = decoder.decode(int(logits[0, -1].argmax()), len(ids) + i)
+            tokens.append(logits[0, -1].argmax())
+            logits = decoder.decode(int(tokens[-1]), len(ids) + i)
         sync(decoder.device)
-    return prefill.seconds, decode.seconds
+    return prefill.seconds, decode.seconds, [int(t) for t in tokens]
 
 
 def bf16_agreement(fp32, bf16, n_prompts=8, new=32) -> float:
@@ -150,22 +160,30 @@ def bf16_agreement(fp32, bf16, n_prompts=8, new=32) -> float:
 
 
 def product_gbs(decoder, repeats=5) -> dict[str, float]:
-    """GB/s of each product kind, timed over all its layers in a row (weights from memory)."""
+    """GB/s of each product kind, timed over all its layers in a row (weights from memory);
+    compiled, with the step's threads, if the decoder's step is."""
     out = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(decoder.step_threads if decoder.compiled_ok else before)
     for kind in ("qkv", "o", "gate_up", "down", "head"):
         mods = [decoder.head] if kind == "head" else [getattr(m, kind) for m in decoder.layers]
         b0 = mods[0].b0
         width = b0.shape[0] if mods[0].cols else b0.shape[1]
         x = torch.randn(1, 1, width, dtype=decoder.dtype, device=decoder.device)
         nbytes = sum(b.numel() * b.element_size() for m in mods for b in m.buffers())
+
+        def every_layer(x, mods=mods):
+            return [m(x) for m in mods]
+        run = torch.compile(every_layer, dynamic=False) if decoder.compiled_ok else every_layer
+        run(x)  # compiles, if it does
         times = []
         for _ in range(repeats):
             with stopwatch() as clock:
-                for m in mods:
-                    m(x)
+                run(x)
                 sync(decoder.device)
             times.append(clock.seconds)
         out[kind] = nbytes / median(times) / 1e9
+    torch.set_num_threads(before)
     return out
 
 
@@ -211,29 +229,40 @@ def main(argv=None) -> None:
     fast = {"tplab-threads": FastDecoder(ours, device=device)}
     if not args.no_compile:
         fast["tplab-compiled"] = FastDecoder(ours, device=device, compile=True)
-        emit("tplab-compiled", 1, "compile_s", fast["tplab-compiled"].warm_up() or 0.0)
     fast["tplab-bf16"] = FastDecoder(ours, device=device, dtype=torch.bfloat16)
+    if not args.no_compile:
+        fast["tplab-bf16-compiled"] = FastDecoder(ours, device=device, dtype=torch.bfloat16,
+                                                  compile=True)
+    for impl, decoder in fast.items():
+        if decoder.compile:
+            emit(impl, 1, "compile_s", decoder.warm_up() or 0.0)
     for impl, decoder in fast.items():
         timers[impl] = lambda d=decoder: time_fast(d, ids)
     for timer in timers.values():
         timer()  # warm-up
     runs = {impl: [] for impl in timers}
+    reads = []  # the memory's read bandwidth, measured between the rows: it drifts here
     for _ in range(repeats):  # alternating, so noise hits every row alike
         for impl, timer in timers.items():
             runs[impl].append(timer())
+            reads.append(device_read_gbs(device))
     bytes_of = {impl: d.weight_bytes() for impl, d in fast.items()}
     bytes_of["tplab"] = parameter_bytes(ours)
     tok_s = {}
     for impl, times in runs.items():
+        if impl in fast and fast[impl].dtype == torch.float32:
+            emit(impl, 1, "same_tokens", float(times[0][2] == runs["hf"][0][2]))
         emit(impl, 1, "prefill_tok_s", PROMPT_TOKENS / median(t[0] for t in times))
         tok_s[impl] = NEW_TOKENS / median(t[1] for t in times)
         emit(impl, 1, "decode_tok_s", tok_s[impl])
         if impl in bytes_of:
             emit(impl, 1, "weight_gbs", bytes_of[impl] * tok_s[impl] / 1e9)
-    mem = device_read_gbs(device)
+    mem = median(reads)
     emit("machine", 1, "mem_read_gbs", mem)
-    emit("tplab-bf16", 1, "agreement", bf16_agreement(fast["tplab-threads"], fast["tplab-bf16"]))
-    fp32 = [impl for impl in tok_s if impl.startswith("tplab") and impl != "tplab-bf16"]
+    for impl in ("tplab-bf16", "tplab-bf16-compiled"):
+        if impl in fast:
+            emit(impl, 1, "agreement", bf16_agreement(fast["tplab-threads"], fast[impl]))
+    fp32 = [impl for impl in tok_s if impl.startswith("tplab") and "bf16" not in impl]
     best = max(fp32, key=tok_s.get)
     for kind, gbs in product_gbs(fast.get(best, fast["tplab-threads"])).items():
         print(json.dumps({"impl": best, "tp": 1, "metric": "product_gbs", "product": kind,

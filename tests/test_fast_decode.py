@@ -48,6 +48,23 @@ def test_compiled_step_same_tokens_and_timed_apart(tiny):
     assert list(fast_generate(decoder, TINY_PROMPT, 20, stop_at_eos=False)) == reference
 
 
+def test_compiled_cpu_step_generates_its_gemvs_on_every_thread(tiny, monkeypatch):
+    """Compiled on a CPU, the products are inductor's reductions, never the thread pool's custom
+    op (gone here: tracing it would fail), run on torch's threads; the same tokens; bf16 too."""
+    import tplab.models.fast_decode as fast_decode
+    monkeypatch.setattr(fast_decode, "split_linear", None)
+    torch.set_num_threads(2)
+    decoder = FastDecoder(tiny, compile=True, split_min_bytes=0)  # every product in 2 blocks
+    assert decoder.layout == "rows" and decoder.step_threads == 2
+    decoder.warm_up()
+    assert decoder.compiled_ok
+    assert list(fast_generate(decoder, TINY_PROMPT, 20, stop_at_eos=False)) == list(
+        generate(tiny, TINY_PROMPT, 20, stop_at_eos=False))
+    half = FastDecoder(tiny, compile=True, dtype=torch.bfloat16)
+    tokens = list(fast_generate(half, TINY_PROMPT, 10, stop_at_eos=False))
+    assert half.compiled_ok and len(tokens) == 10
+
+
 def test_compile_failure_warns_and_decodes_eagerly(tiny, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
@@ -57,6 +74,7 @@ def test_compile_failure_warns_and_decodes_eagerly(tiny, monkeypatch):
         tokens = list(fast_generate(decoder, TINY_PROMPT, 10, stop_at_eos=False))
     assert tokens == list(generate(tiny, TINY_PROMPT, 10, stop_at_eos=False))
     assert not decoder.compiled_ok and decoder.compile_s is None
+    assert decoder.step_threads == 1  # eager: small operations on one thread again
 
 
 def test_bf16_is_labelled_and_decodes(tiny):
