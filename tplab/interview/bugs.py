@@ -23,15 +23,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from tplab.checks.forbid import guard
-from tplab.interview.harness import (
-    TASKS,
-    WORLDS,
-    CheckResult,
-    check_source,
-    labels,
-    reference_forward,
-    run_submission,
-)
+from tplab.interview.harness import TASKS, WORLDS, labels, reference_forward, run_submission
+from tplab.interview.verdict import CheckResult, check_source
 
 __all__ = ["TASKS", "WORLDS", "CheckResult", "check_source", "source", "run_submission",
            "labels", "reference_forward"]
