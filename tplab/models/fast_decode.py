@@ -287,9 +287,11 @@ def run_prompts(prompts_ids, max_new, temperature, seed, compile, bf16, model_fi
                 show(i, token, len(tokens[i]) == max_new or token == decoder.config.eos_id)
     served = {"tokens": tokens, "first_token_s": [t[0] for t in times],
               "latency_s": [t[-1] for t in times], "elapsed_s": max(t[-1] for t in times)}
-    n = decoder.threads
-    mode = (f"[fast decoder: static KV cache, big products split over {n} thread"
-            f"{'s' * (n > 1)}, {'bf16' if bf16 else 'fp32'}")
+    n = decoder.step_threads if decoder.compiled_ok else decoder.threads
+    generated = decoder.compiled_ok and decoder.device.type == "cpu"
+    how = "inductor's GEMVs over" if generated else "big products split over"
+    mode = (f"[fast decoder: static KV cache, {how} {n} thread{'s' * (n > 1)}, "
+            f"{'bf16' if bf16 else 'fp32'}")
     if compile:
         mode += (f"; step compiled in {compile_s:.1f} s (before the prompt)" if decoder.compiled_ok
                  else "; compile failed: eager")
