@@ -8,6 +8,7 @@ runs are in test_course_grading and test_wrong_answers."""
 import functools
 import re
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,6 +45,18 @@ def model_parallel_gradients(stage, x, y):     # the solution's
         F.mse_loss(stage(hidden), y).backward()
         dist.send(hidden.grad, dst=0)
     return [p.grad for p in stage.parameters()]
+
+
+WRONG = Path(__file__).with_name("wrong_answers") / "08_interview"
+
+
+def wrong(exercise: str, mistake: str):
+    """The function a wrong answer kept in tests/wrong_answers defines (graded there through the
+    grader; here its hint is checked), run as the exercise's cell runs it."""
+    namespace = {"torch": torch, "dist": dist, "F": F}
+    exec((WRONG / exercise / f"{mistake}.py").read_text(), namespace)
+    return next(v for k, v in namespace.items() if callable(v) and k in (
+        "model_parallel_gradients", "pass_right", "data_parallel_gradients"))
 
 
 def stub(*args):
@@ -135,45 +148,11 @@ def test_model_parallel_solution_passes_and_the_article_fails():
 
 
 def test_model_parallel_rejects_shipped_weights_and_names_the_output_gradient():
-    def ships(stage, x, y):
-        if dist.get_rank() == 0:
-            stage(x)
-            for p in stage.parameters():
-                dist.send(p.detach(), dst=1)
-            grads = [torch.empty_like(p) for p in stage.parameters()]
-            for g in grads:
-                dist.recv(g, src=1)
-            return grads
-        first = torch.nn.Linear(4, 6)
-        with torch.no_grad():
-            for p in first.parameters():
-                dist.recv(p, src=0)
-        F.mse_loss(stage(first(x)), y).backward()
-        for p in first.parameters():
-            dist.send(p.grad, dst=0)
-        return [p.grad for p in stage.parameters()]
-
     with pytest.raises(AssertionError, match=r"(?s)sent 2 tensor.*not weights"):
-        lesson08.check_model_parallel(ships, {})
-
-    def output_gradient(stage, x, y):
-        if dist.get_rank() == 0:
-            hidden = stage(x)
-            dist.send(hidden.detach(), dst=1)
-            grad = torch.empty(len(x), 1)
-            dist.recv(grad, src=1)
-            hidden.backward(grad.expand_as(hidden))
-        else:
-            hidden = torch.empty(len(x), stage.in_features)
-            dist.recv(hidden, src=0)
-            out = stage(hidden)
-            out.retain_grad()
-            F.mse_loss(out, y).backward()
-            dist.send(out.grad, dst=0)
-        return [p.grad for p in stage.parameters()]
+        lesson08.check_model_parallel(wrong("ex08_model_parallel", "ships_the_weights"), {})
 
     with pytest.raises(AssertionError, match="hidden.grad"):
-        lesson08.check_model_parallel(output_gradient, {})
+        lesson08.check_model_parallel(wrong("ex08_model_parallel", "grad_wrt_output_sent"), {})
 
     def eight_rows(stage, x, y):       # a buffer of the Target's old fixed size
         if dist.get_rank() == 0:
@@ -204,16 +183,9 @@ def test_the_bank_fix_is_refused_through_a_partial_and_an_exec_of_its_source():
 
 
 def test_deadlock_fails_by_the_deadline_and_the_fix_passes():
-    def send_first(t):
-        rank, world = dist.get_rank(), dist.get_world_size()
-        got = torch.empty_like(t)
-        dist.send(t, dst=(rank + 1) % world)
-        dist.recv(got, src=(rank - 1) % world)
-        return got
-
     start = time.monotonic()
     with pytest.raises(AssertionError, match="did not finish within the 2 s deadline"):
-        lesson08.check_pass_right(send_first, {}, timeout=2)
+        lesson08.check_pass_right(wrong("ex08_deadlock", "send_then_recv"), {}, timeout=2)
     assert time.monotonic() - start < 8
 
     def even_odd(t):
@@ -235,28 +207,15 @@ def test_deadlock_fails_by_the_deadline_and_the_fix_passes():
 
 
 def test_ring_rejects_collectives_arithmetic_and_an_unwaited_send():
-    def gathered(t):
-        rank, world = dist.get_rank(), dist.get_world_size()
-        everyone = [torch.empty_like(t) for _ in range(world)]
-        dist.all_gather(everyone, t)
-        return everyone[(rank - 1) % world]
-
     with pytest.raises(AssertionError, match="called all_gather.*point-to-point") as caught:
-        lesson08.check_pass_right(gathered, {})
+        lesson08.check_pass_right(wrong("ex08_deadlock", "all_gather_collective"), {})
     assert "wrong way" not in str(caught.value)
     with pytest.raises(AssertionError, match="sent 0 tensor"):
-        lesson08.check_pass_right(lambda t: (t - 1) % dist.get_world_size(), {})
-
-    def never_waited(t):
-        rank, world = dist.get_rank(), dist.get_world_size()
-        got = torch.empty_like(t)
-        dist.isend(t, dst=(rank + 1) % world)
-        dist.recv(got, src=(rank - 1) % world)
-        return got
+        lesson08.check_pass_right(wrong("ex08_deadlock", "arithmetic_no_comm"), {})
 
     with pytest.raises(AssertionError, match=r"rank \d finished, but its isend was never "
                                              r"completed: wait\(\)"):
-        lesson08.check_pass_right(never_waited, {})
+        lesson08.check_pass_right(wrong("ex08_deadlock", "isend_never_waited"), {})
 
 
 def test_numbers_stub_fails_the_answers_pass_and_every_slip_is_rejected():
