@@ -76,16 +76,18 @@ def prompt_ids() -> list[int]:
 
 def time_tplab(model, ids, clock=None) -> tuple[float, float]:
     """(prefill seconds, decode seconds for NEW_TOKENS tokens); `clock`, if given, is reset
-    after the prefill."""
+    after the prefill. The model runs where its weights are (a GPU's times wait for it)."""
     pick = TokenPicker(model.config.vocab_size, vocab_start(model))
-    cache = model.new_cache(1, len(ids) + NEW_TOKENS)
+    cache, device = model.new_cache(1, len(ids) + NEW_TOKENS), model.device
     with stopwatch() as prefill:
-        logits = model(torch.tensor([ids]), cache)
+        logits = model(torch.tensor([ids], device=device), cache)
+        sync(device)
     if clock is not None:
         clock.reset()
     with stopwatch() as decode:
         for _ in range(NEW_TOKENS):
-            logits = model(torch.tensor([[pick(logits[0, -1])]]), cache)
+            logits = model(torch.tensor([[pick(logits[0, -1])]], device=device), cache)
+        sync(device)
     return prefill.seconds, decode.seconds
 
 
@@ -93,12 +95,14 @@ def time_tplab(model, ids, clock=None) -> tuple[float, float]:
 def time_hf(model, ids) -> tuple[float, float, list[int]]:
     tokens = []
     with stopwatch() as prefill:
-        out = model(torch.tensor([ids]), use_cache=True)
+        out = model(torch.tensor([ids], device=model.device), use_cache=True)
+        sync(model.device)
     with stopwatch() as decode:
         for _ in range(NEW_TOKENS):
-            token = out.logits[0, -1].argmax().view(1, 1)
+            token = out.logits[0, -1].argmax().view(1, 1)  # on the GPU, if there: no wait
             tokens.append(token)
             out = model(token, past_key_values=out.past_key_values, use_cache=True)
+        sync(model.device)  # so the clock stops when the GPU has finished
     return prefill.seconds, decode.seconds, [int(t) for t in tokens]
 
 
@@ -223,9 +227,9 @@ def main(argv=None) -> None:
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
                                                           dtype=torch.float32).eval().to(device)
     ours = load_llama()
-    timers = {"hf": lambda: time_hf(hf, ids)}
-    if cpu:  # the default decoder keeps its rotary tables on the CPU
-        timers["tplab"] = lambda: time_tplab(ours, ids)
+    if not cpu:
+        ours.to(device)  # the default decoder follows its weights (float32, eager)
+    timers = {"hf": lambda: time_hf(hf, ids), "tplab": lambda: time_tplab(ours, ids)}
     fast = {"tplab-threads": FastDecoder(ours, device=device)}
     if not args.no_compile:
         fast["tplab-compiled"] = FastDecoder(ours, device=device, compile=True)

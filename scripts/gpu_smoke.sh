@@ -7,6 +7,11 @@
 # eager, then bf16 with the step compiled to CUDA graphs) and prints a decode-speed line: tokens/s
 # and the share of the GPU's measured read bandwidth (weights read per token x tokens/s), e.g.
 #   gpu_smoke: decode SmolLM2-135M TP=1: fp32 ... tok/s = ..% of HBM, bf16 compiled ... (HBM ...)
+# then, with 2 GPUs or more, decodes it at TP=2 on two NCCL ranks in bf16 (the default model,
+# eager: tplab.models.tp_devices.decode_on_rank) and at TP=1 the same way, and prints
+#   gpu_smoke: decode SmolLM2-135M TP=2 NCCL bf16: ... tok/s, tokens equal to TP=1 bf16: k/64
+# (k < 64 is expected past a near-tie: bf16 TP=2 rounds its sums differently from TP=1; on
+# this prompt the 16th token is an exact bf16 tie on a CPU); with 1 GPU a line says it skipped.
 #
 # Usage: scripts/gpu_smoke.sh
 #   SKIP_SETUP=1 PY=/path/to/python scripts/gpu_smoke.sh   # use an existing environment instead
@@ -124,4 +129,24 @@ for label, options in (("fp32", {}), ("bf16 compiled", {"dtype": torch.bfloat16,
     share = decoder.weight_bytes() * tok_s / 1e9 / hbm
     parts.append(f"{label} {tok_s:.0f} tok/s = {share:.0%} of HBM{compiled}")
 print(f"gpu_smoke: decode SmolLM2-135M TP=1: {', '.join(parts)} (HBM read {hbm:.0f} GB/s)")
+PYEOF
+
+# TP=2 on NCCL ranks in bf16 against TP=1 (tplab.models.tp_devices.smoke_line, tested on CPU
+# ranks by tests/test_tp_devices.py); the parent process leaves CUDA to the ranks.
+"$PY" - <<'PYEOF'
+import sys
+
+import tplab  # first, as above
+import torch
+
+sys.path.insert(0, "bench")
+from decode import NEW_TOKENS, prompt_ids  # noqa: E402
+
+from tplab.models.tp_devices import smoke_line  # noqa: E402
+
+try:
+    print(smoke_line(torch.cuda.device_count(), prompt_ids(), NEW_TOKENS))
+except tplab.WorkerError as e:
+    print(f"gpu_smoke: FAIL TP=2 decoding: a rank failed:\n{e}", file=sys.stderr)
+    sys.exit(1)
 PYEOF

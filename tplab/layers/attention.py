@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tplab.layers.fuse import fuse_weights, project
+from tplab.layers.fuse import convert_fused, fuse_weights, project
 from tplab.layers.heads import kv_of_heads
 
 
@@ -32,7 +32,7 @@ def attend(q, k, v, kv_of_head: torch.Tensor, rope=None, cache=None):
     k, v = k.index_select(1, kv_of_head), v.index_select(1, kv_of_head)  # one K, V per query head
     if s == total:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    mask = torch.ones(s, total, dtype=torch.bool).tril(diagonal=total - s)
+    mask = torch.ones(s, total, dtype=torch.bool, device=q.device).tril(diagonal=total - s)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
@@ -53,7 +53,7 @@ def attend_one(y, n_heads: int, kv_of_head: torch.Tensor, group: int, rope, cach
     heads = y.view(b, n_heads + 2 * kv_heads, d)
     qk = heads[:, :n_heads + kv_heads]
     if rope is not None:
-        qk = qk @ rope.matrix(cache.length)
+        qk = qk @ rope.matrix(cache.length, qk)  # on qk's device, in its dtype
     keys, values = cache.append(qk[:, n_heads:, None], heads[:, n_heads + kv_heads:, None])
     if not group:  # an irregular mapping: one K, V per query head
         keys, values = keys.index_select(1, kv_of_head), values.index_select(1, kv_of_head)
@@ -69,7 +69,7 @@ def query_groups(kv_of_head: torch.Tensor, kv_heads: int) -> int:
     the queries of one KV head can be stacked as rows and attend to that head directly.
     (8 query heads over 2 KV heads at TP 3 give a rank [0, 1, 1]: irregular, so 0.)
     """
-    n = kv_of_head.numel()
+    n, kv_of_head = kv_of_head.numel(), kv_of_head.cpu()  # the map may be on a GPU, with its model
     if not kv_heads or n % kv_heads or not torch.equal(kv_of_head, kv_of_heads(n, kv_heads)):
         return 0  # not the dense map of n query heads over kv_heads
     return n // kv_heads
@@ -106,6 +106,9 @@ class Attention(nn.Module):
         """Inference: q, k and v as one product, and attend_one's query grouping worked out once."""
         self.fused = fuse_weights(self.q, self.k, self.v)
         self.groups = query_groups(self.kv_of_head, self.n_kv_heads)
+
+    def _apply(self, fn, recurse=True):  # .to(device, dtype): the fused weight follows
+        return convert_fused(self, super()._apply, fn, recurse, self.q, self.k, self.v)
 
     def enter(self, x):
         """Where the whole input enters the heads: nothing to do on one device (f, on ranks)."""

@@ -9,11 +9,13 @@ class LayerCache:
 
     [batch, kv_heads, max_len, head_dim] each; `kv_heads` is the heads this module (or this
     tensor-parallel rank) holds. `append` writes new positions in place and returns views of
-    everything so far, so a decoding step copies only its own key and value.
+    everything so far, so a decoding step copies only its own key and value. `device` and
+    `dtype` are the model's (CPU float32 by default): `Llama.new_cache` passes its weights'.
     """
 
-    def __init__(self, batch: int, kv_heads: int, max_len: int, head_dim: int):
-        self.k = torch.empty(batch, kv_heads, max_len, head_dim)
+    def __init__(self, batch: int, kv_heads: int, max_len: int, head_dim: int,
+                 device=None, dtype: torch.dtype | None = None):
+        self.k = torch.empty(batch, kv_heads, max_len, head_dim, device=device, dtype=dtype)
         self.v = torch.empty_like(self.k)
         self.length = 0
 

@@ -27,6 +27,19 @@ def fuse_weights(*linears) -> tuple[torch.Tensor, list[int]] | None:
     return fused, sizes
 
 
+def convert_fused(module: nn.Module, apply, fn, recurse: bool, *linears) -> nn.Module:
+    """`module._apply` for a module holding `linears` fused: convert, then fuse them again.
+
+    Why: `.to(device, dtype)` converts each parameter on its own, so the fused projections'
+    weights stop being views of the fused weight, and it would stay behind (on the CPU, in
+    float32) while they moved. Concatenating the converted ones again makes it follow them.
+    """
+    apply(fn, recurse)
+    if module.fused is not None:
+        module.fused = fuse_weights(*linears)
+    return module
+
+
 def project(x, linears, fused):
     """Each layer of `linears` applied to x: with one product if they were fused."""
     if fused is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from tplab.layers.fuse import fuse_weights, project
+from tplab.layers.fuse import convert_fused, fuse_weights, project
 
 
 class SwiGLU(nn.Module):
@@ -27,6 +27,9 @@ class SwiGLU(nn.Module):
     def fuse(self) -> None:
         """Inference: gate and up as one product (see `tplab.layers.fuse`)."""
         self.fused = fuse_weights(self.gate, self.up)
+
+    def _apply(self, fn, recurse=True):  # .to(device, dtype): the fused weight follows
+        return convert_fused(self, super()._apply, fn, recurse, self.gate, self.up)
 
     def enter(self, x):
         """Where the whole input enters the split features: nothing on one device (f, on ranks)."""

@@ -35,14 +35,16 @@ class TokenPicker:
         if self.temperature > 0:
             uniform = torch.rand(self.vocab_size, generator=self.generator).clamp_(1e-20, 1.0)
             gumbel = -torch.log(-torch.log(uniform))
-            scores = scores / self.temperature + gumbel[self.start:self.start + scores.shape[-1]]
+            noise = gumbel[self.start:self.start + scores.shape[-1]]  # drawn on the CPU: on any
+            scores = scores / self.temperature + noise.to(scores.device)  # device, same tokens
         best, index = scores.max(dim=-1)
         if not self.distributed:
             return int(index) + self.start
         top = best.reshape(1).clone()
         comm.all_reduce(top, self.group, op="max")
         mine = self.start + int(index) if bool(best == top[0]) else self.vocab_size
-        winner = torch.tensor([-mine], dtype=torch.int64)  # max of -id = the smallest id among ties
+        # max of -id = the smallest id among ties; on the logits' device (NCCL reduces GPU tensors)
+        winner = torch.tensor([-mine], dtype=torch.int64, device=top.device)
         comm.all_reduce(winner, self.group, op="max")
         return -int(winner[0])
 
@@ -57,10 +59,11 @@ def generate(model: Llama, prompt_ids: list[int], max_new_tokens: int, temperatu
     c = model.config
     pick = TokenPicker(c.vocab_size, vocab_start(model), temperature, seed, group)
     cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
-    logits = model(torch.tensor([prompt_ids]), cache)  # prefill: the whole prompt at once
+    device = model.device  # the ids go where the weights are (a GPU rank's own GPU)
+    logits = model(torch.tensor([prompt_ids], device=device), cache)  # prefill: the whole prompt
     for step in range(max_new_tokens):
         token = pick(logits[0, -1])
         yield token
         if step == max_new_tokens - 1 or (stop_at_eos and token == c.eos_id):
             return  # no forward for a token nobody will read
-        logits = model(torch.tensor([[token]]), cache)  # decode: one position, reading the cache
+        logits = model(torch.tensor([[token]], device=device), cache)  # decode: one position

@@ -8,6 +8,12 @@ MLP (all in `tplab.layers`), and an LM head tied to the embedding. Generation is
 instead of recomputing the past. The attention and MLP modules are dense (`tplab.layers`) or
 tensor-parallel (`tplab.tp`) — the model does not care which, and neither does this file:
 `tplab/models/loading.py` decides.
+
+Devices and dtypes: loading builds it on the CPU in float32; `model.to("cuda:0", torch.bfloat16)`
+moves it whole (the fused weights follow, `tplab.layers.fuse`). What is not a weight follows
+too: the rotary tables follow the input (`Rotary.tables`), the KV caches `new_cache` makes
+and the ids `tplab.models.generate` makes follow the weights (`device`, `dtype`). The logits
+come out in the weights' dtype (bf16 for a bf16 model); generation picks tokens in float32.
 """
 from __future__ import annotations
 
@@ -49,13 +55,24 @@ class Llama(nn.Module):
 
     @torch.inference_mode()
     def forward(self, ids: torch.Tensor, cache: list[LayerCache] | None = None) -> torch.Tensor:
-        """Logits [batch, seq, vocab] (this rank's vocabulary columns when the head is split)."""
+        """Logits [batch, seq, vocab] (this rank's vocabulary columns when the head is split), in
+        the weights' dtype; `ids` on the weights' device."""
         x = self.embed(ids)
         for i, block in enumerate(self.blocks):
             x = block(x, self.rope, cache[i] if cache is not None else None)
         return self.head(self.norm(x))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (as transformers' models say): generation's inputs follow."""
+        return self.blocks[0].attn_norm.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype: the KV caches' too, and the logits'."""
+        return self.blocks[0].attn_norm.weight.dtype
+
     def new_cache(self, batch: int, max_len: int) -> list[LayerCache]:
-        """Empty caches sized for this rank's key/value heads."""
-        return [LayerCache(batch, block.attn.n_kv_heads, max_len, self.config.head_dim)
-                for block in self.blocks]
+        """Empty caches sized for this rank's key/value heads, on the weights' device and dtype."""
+        return [LayerCache(batch, block.attn.n_kv_heads, max_len, self.config.head_dim,
+                           self.device, self.dtype) for block in self.blocks]
