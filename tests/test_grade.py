@@ -481,3 +481,39 @@ def test_a_partial_or_a_builtin_in_a_checks_place_is_found_too(monkeypatch):
         "from tplab.grading.untampered import verify; verify('tplab.checks.x', ('a', 'b'))"
         "  # tplab grade: the course's own checks\n")
     assert guard_line("x = 1") == ""
+
+
+class _Starts:
+    """A stand-in for nbclient's setup_kernel: kernels that die while starting, then one that
+    starts."""
+
+    def __init__(self, deaths: int, message="Kernel died before replying to kernel_info"):
+        self.deaths, self.message, self.calls = deaths, message, 0
+
+    def __call__(self):
+        starts = self
+
+        class Session:
+            def __enter__(self):
+                starts.calls += 1
+                if starts.calls <= starts.deaths:
+                    raise RuntimeError(starts.message)
+
+        return Session()
+
+
+def test_a_kernel_that_dies_while_starting_is_replaced(monkeypatch):
+    """Forced: the kernel of a busy machine dies before kernel_info (seen under two pytest
+    workers, each grading two notebooks): it ran no cell, so another kernel is started."""
+    monkeypatch.setattr(worker.time, "sleep", lambda s: None)
+    kernel = worker.Kernel(nbformat.v4.new_notebook(), ".", timeout=5, grace=1)
+    kernel.client.setup_kernel = starts = _Starts(deaths=2)
+    kernel._start()
+    assert starts.calls == 3
+    kernel.client.setup_kernel = starts = _Starts(deaths=3)
+    with pytest.raises(RuntimeError, match="kernel_info"):
+        kernel._start()              # three deaths in a row: the error, as before
+    kernel.client.setup_kernel = starts = _Starts(deaths=1, message="No such kernel")
+    with pytest.raises(RuntimeError, match="No such kernel"):
+        kernel._start()              # anything else is not retried
+    assert starts.calls == 1

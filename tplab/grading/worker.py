@@ -137,8 +137,7 @@ class Kernel:
         )
 
     def __enter__(self):
-        self._session = self.client.setup_kernel()
-        self._session.__enter__()
+        self._start()
         # Not execute_cell: that would store the preamble as one of the notebook's cells.
         msg_id = self.client.kc.execute(PREAMBLE, silent=True, store_history=False)
         reply = (self.client.wait_for_reply(msg_id) or {}).get("content", {})
@@ -147,6 +146,20 @@ class Kernel:
             raise RuntimeError("the grading preamble failed in the kernel: "
                                f"{reply.get('evalue', 'no reply')}")
         return self
+
+    def _start(self, tries: int = 3) -> None:
+        """Start the kernel; one that dies before it answers has run nothing of the notebook
+        (on a busy machine two kernels starting at once can pick the same free port), so
+        another is started in its place."""
+        for attempt in range(tries):
+            self._session = self.client.setup_kernel()
+            try:
+                self._session.__enter__()
+                return
+            except RuntimeError as exc:
+                if "before replying to kernel_info" not in str(exc) or attempt == tries - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     def __exit__(self, *exc_info):
         return self._session.__exit__(*exc_info)
