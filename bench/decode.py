@@ -1,14 +1,16 @@
 """SmolLM2-135M decoding side by side: transformers, tplab TP=1 (default, threads, compiled,
 bf16, bf16 compiled), TP=2 (fast and gloo all-reduce), and the issue-17 targets as ratios.
 
-    python bench/decode.py            # ~4 min on 2 cores (compiling the step: ~1-2 min of it)
+    python bench/decode.py            # ~3 min on 2 cores (the saved run: 2 min 38 s; compiling
+                                      # the steps cold adds ~1 min, warm ~10 s)
     python bench/decode.py --quick    # fewer repeats
     python bench/decode.py --no-compile --no-tp2   # the eager rows only
 
 Prints one JSON object per line: {"impl", "tp", "metric", "value"}
   impl  "hf" (transformers, fp32), "tplab" (tplab's default decoder; at TP=2 its fast
         all-reduce), "tplab-gloo" (TP=2, gloo's), "machine", and `tplab.models.fast_decode`'s
-        FastDecoder at TP=1 (static KV cache, products split over --threads threads, Wᵀ stored):
+        FastDecoder at TP=1 (static KV cache; eager fp32: Wᵀ stored, big products split over
+        --threads threads):
         "tplab-threads" (fp32, eager), "tplab-compiled" (fp32, torch.compile'd step: on a CPU
         inductor generates its GEMVs over every thread), "tplab-bf16" (bf16 weights and
         activations, eager: labelled, never the default), "tplab-bf16-compiled" (the same,
@@ -27,8 +29,10 @@ Prints one JSON object per line: {"impl", "tp", "metric", "value"}
     mem_read_gbs   the machine: GB/s summing a 512 MiB float32 tensor (`x.sum()`, measured
                    after every timed row, median of them all: on a shared VM the bandwidth
                    drifts by ±20 % within minutes; on a GPU, a 1 GiB tensor on it)
-    compile_s      seconds compiling the decode step (compiled rows; apart from decode_tok_s)
-    same_tokens    fp32 rows: 1 if the timed run's 64 greedy tokens equal transformers', else 0
+    compile_s      seconds compiling the decode step (compiled rows; apart from decode_tok_s);
+                   compile_failed (1) instead where compiling failed and the row ran eagerly
+    same_tokens    FastDecoder's fp32 rows: 1 if the timed run's 64 greedy tokens equal
+                   transformers', else 0
     agreement      bf16 rows: the share of greedy tokens equal to fp32's over the held-out
                    prompts (tplab.serve.prompts.PROMPTS[:8], 32 tokens each, teacher-forced:
                    each position after fp32's own prefix, so one early difference counts once)
@@ -239,7 +243,11 @@ def main(argv=None) -> None:
                                                   compile=True)
     for impl, decoder in fast.items():
         if decoder.compile:
-            emit(impl, 1, "compile_s", decoder.warm_up() or 0.0)
+            seconds = decoder.warm_up()
+            if decoder.compiled_ok:
+                emit(impl, 1, "compile_s", seconds)
+            else:  # it decodes eagerly (with a warning): its row must not pass for compiled
+                emit(impl, 1, "compile_failed", 1.0)
     for impl, decoder in fast.items():
         timers[impl] = lambda d=decoder: time_fast(d, ids)
     for timer in timers.values():

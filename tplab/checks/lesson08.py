@@ -5,7 +5,7 @@ the mock interview, are checked in `lesson08_mock` (re-exported here).
 Why these checks:
 
 * 08.1-08.3 run the learner's function on real gloo ranks through the bank's harness
-  (`tplab.interview.harness.check_source`), on inputs drawn afresh at every launch: the shared
+  (`tplab.interview.verdict.check_source`), on inputs drawn afresh at every launch: the shared
   ones from a nonce of os.urandom, each rank's own ones (its rows, its layer, its tensor) drawn
   by that rank alone. So no rank can rebuild another's data or the reference (a seed, a helper
   of the bank): it must communicate. Every rank's result is compared with one process on the

@@ -2,9 +2,9 @@
 
 Why real ranks: a distributed bug (gradients never combined, a deadlock) is only proven fixed
 by running the fix where the bug lives. Each task has a buggy function (shown to the learner)
-and a fixed one (the model answer); `tplab.interview.harness` runs a submission on gloo ranks,
-on inputs drawn afresh at every launch, and compares it with one process (`check_source`, which
-this module re-exports for the bank's code items).
+and a fixed one (the model answer); `tplab.interview.verdict.check_source` runs a submission on
+gloo ranks (`tplab.interview.harness` is what each rank does), on inputs drawn afresh at every
+launch, and compares it with one process (this module re-exports it for the bank's code items).
 
 Two tasks port the source article's coding answers to PyTorch: its TensorFlow "data parallel"
 (gradients of the *output* with respect to the *input*, per device, never combined) and its

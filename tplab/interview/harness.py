@@ -3,7 +3,7 @@ ranks: their inputs, the submission's run, the one-process reference (`verdict.p
 the ranks and judges what they return).
 
 Why real ranks: a distributed bug (gradients never combined, a deadlock) is only proven fixed
-by running the fix where the bug lives. `check_source` executes the submission *inside the
+by running the fix where the bug lives. `run_submission` executes the submission *inside the
 ranks* (never in the grader's process), under `tplab.launch`'s deadline: a fix that still
 deadlocks ends as a `WorkerError` after `timeout` seconds and is rejected, not left hanging.
 

@@ -11,9 +11,8 @@ Python dispatches ~15 small operations per layer. `FastDecoder` is the same mode
   each product's output features cut into one block per thread (`row_split`);
 * compiled on a CPU, every product of the step written as the reduction it is,
   `(x * W).sum(-1)`: inductor then generates the GEMV itself, a loop over output features
-  shared by every core (OpenMP) with the dot products vectorised, and reads the weights at
-  up to ~90 % of a plain sum's bandwidth where MKL's one-core GEMV reads ~40 % (lesson 04
-  measures both);
+  shared by every core (OpenMP) with the dot products vectorised, and reads the weights about
+  twice as fast as MKL's one-core GEMV (lesson 04 measures both);
 * a `StaticKVCache` per layer: the step `decode(token, pos)` has the same shapes every
   token, so `torch.compile` can compile it once (CPU: inductor's C++; CUDA: CUDA graphs,
   mode "reduce-overhead"), the split products staying opaque custom ops;
@@ -98,7 +97,8 @@ class FastDecoder(nn.Module):
     block bit-identical to F.linear; the default for bf16, whose [in, out] GEMV is slow here,
     on GPUs, and when compiling on a CPU); dtype: torch.float32 or torch.bfloat16; compile:
     compile the decode step (a warning and eager decoding if torch.compile is unavailable or
-    fails; on a CPU the step's products become inductor's GEMVs over torch's threads);
+    fails; on a CPU the step's products become inductor's GEMVs over torch's threads,
+    whatever `threads` says: its blocks then serve the eager prefill and a fallback);
     max_len: cache positions (grown, and the step recompiled, if a generation needs more).
     """
 
@@ -215,11 +215,13 @@ class FastDecoder(nn.Module):
         if not self.compile:
             return self
         mode = "reduce-overhead" if self.device.type == "cuda" else None
-        # every decoder of another dtype, size or thread count is one more compiled entry of
-        # the same code, FastDecoder.forward: past dynamo's default 8, compiling would fail
-        dynamo = torch._dynamo.config
-        dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
         try:
+            # every decoder of another dtype, size or thread count is one more compiled entry of
+            # the same code, FastDecoder.forward: past dynamo's default 8, compiling would fail
+            # (the setting's name before torch 2.7: cache_size_limit)
+            dynamo = torch._dynamo.config
+            limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+            setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
             compiled = torch.compile(self, mode=mode, fullgraph=True, dynamic=False)
         except Exception as exc:  # noqa: BLE001 - any failure means: decode eagerly
             return self._fall_back(exc)
@@ -244,6 +246,7 @@ class FastDecoder(nn.Module):
                       f"{str(exc).splitlines()[0] if str(exc) else ''}); decoding eagerly",
                       RuntimeWarning, stacklevel=3)
         self.compile, self.step_threads = False, 1
+        self.compiled_ok, self.compile_s = False, None  # a later recompile can fail too
         return self
 
 
@@ -288,7 +291,7 @@ def run_prompts(prompts_ids, max_new, temperature, seed, compile, bf16, model_fi
     served = {"tokens": tokens, "first_token_s": [t[0] for t in times],
               "latency_s": [t[-1] for t in times], "elapsed_s": max(t[-1] for t in times)}
     n = decoder.step_threads if decoder.compiled_ok else decoder.threads
-    generated = decoder.compiled_ok and decoder.device.type == "cpu"
+    generated = decoder.compiled_ok and decoder.device.type == "cpu" and decoder.layout == "rows"
     how = "inductor's GEMVs over" if generated else "big products split over"
     mode = (f"[fast decoder: static KV cache, {how} {n} thread{'s' * (n > 1)}, "
             f"{'bf16' if bf16 else 'fp32'}")
