@@ -16,6 +16,32 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         tempfile.gettempdir(), f"tplab-ray-{os.environ['PYTEST_XDIST_WORKER']}"))
 
 
+def _start_kernels_again_if_they_die_starting() -> None:
+    """nbval starts one kernel per notebook and never retries: a kernel that dies before it
+    answers kernel_info (seen on two busy cores with four kernels starting at once) would fail
+    every cell of that notebook without running one. It ran nothing, so start another, as the
+    grading worker does (tplab.grading.worker.Kernel._start)."""
+    try:
+        from nbval.kernel import RunningKernel
+    except ImportError:
+        return
+    original = RunningKernel.__init__
+
+    def __init__(self, *args, **kwargs):
+        for attempt in range(3):
+            try:
+                return original(self, *args, **kwargs)
+            except RuntimeError as exc:
+                if "before replying to kernel_info" not in str(exc) or attempt == 2:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+
+    RunningKernel.__init__ = __init__
+
+
+_start_kernels_again_if_they_die_starting()
+
+
 def _timed_out(fn, n, *args, timeout: float, **kwargs) -> tplab.WorkerError:
     """The WorkerError of a launch meant to hit its deadline, with the ranks inside `fn`.
 
