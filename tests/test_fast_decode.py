@@ -87,6 +87,22 @@ def test_bf16_is_labelled_and_decodes(tiny):
     assert len(tokens) == 20 and all(0 <= t < 64 for t in tokens)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_off_the_cpu_nothing_is_left_behind(tiny, dtype):
+    """The meta device stands in for a GPU (as in tests/test_tp_devices.py): like CUDA it
+    refuses a CPU tensor in its operations, so a rotary table, mask, cache, position or
+    weight left on the CPU fails here as it would on a GPU. Values: tests/test_gpu.py."""
+    decoder = FastDecoder(tiny, device="meta", dtype=dtype, split_min_bytes=0)
+    assert {t.device.type for t in [*decoder.buffers(), *decoder.parameters()]} == {"meta"}
+    assert (decoder.layout, decoder.threads, decoder.step_threads) == ("rows", 1, 1)
+    logits = decoder.prefill(TINY_PROMPT)
+    assert logits.device.type == "meta" and logits.shape[:2] == (1, len(TINY_PROMPT))
+    decoder.reserve(300)  # grown: new caches and rotary tables, on the device too
+    logits = decoder.decode(3, 299)
+    assert logits.device.type == "meta" and logits.dtype == torch.float32
+    assert decoder.cos.device.type == decoder.caches[0].k.device.type == "meta"
+
+
 def test_rejects_a_tensor_parallel_rank_or_a_stage(tiny):
     from torch import nn
     stage = tiny_llama()

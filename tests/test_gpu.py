@@ -1,6 +1,7 @@
 """NCCL on every visible GPU through tplab.launch, and scripts/gpu_smoke.sh.
 
-Skipped without CUDA.
+Skipped without CUDA, except the smoke script's checks on CPU ranks (`gpu_smoke.py --cpu`) and
+its refusal without a GPU.
 """
 from __future__ import annotations
 
@@ -111,6 +112,22 @@ def test_tp2_nccl_bf16_decodes_the_tokens_of_tp1_bf16():
     assert r["same"] >= 10, r
 
 
+def test_gpu_smoke_checks_run_on_cpu_ranks():
+    """Every function of scripts/gpu_smoke.py, on gloo ranks and the CPU: a typo there would
+    otherwise first show on a lent GPU."""
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_smoke.py"), "--cpu"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("gpu_smoke:")]
+    assert len(lines) == 3, r.stdout
+    assert re.fullmatch(r"gpu_smoke: OK gloo world=2 gpus=\['cpu', 'cpu'\] "
+                        r"all_reduce\(4 MiB fp32\)=[\d.]+ ms torch=\S+ cuda=\S+", lines[0])
+    assert re.fullmatch(r"gpu_smoke: decode SmolLM2-135M TP=1: fp32 \d+ tok/s = \d+% of memory, "
+                        r"bf16 \d+ tok/s = \d+% of memory \(memory read \d+ GB/s\)", lines[1])
+    assert re.fullmatch(r"gpu_smoke: decode SmolLM2-135M TP=2 GLOO bf16: \d+ tok/s, "
+                        r"tokens equal to TP=1 bf16: [0-4]/4", lines[2])
+
+
 @pytest.mark.skipif(GPUS > 0, reason="checks the refusal on a machine without a GPU")
 def test_gpu_smoke_script_refuses_clearly_without_a_gpu():
     env = dict(os.environ, SKIP_SETUP="1", PY=sys.executable)
@@ -118,3 +135,8 @@ def test_gpu_smoke_script_refuses_clearly_without_a_gpu():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "gpu_smoke: FAIL" in r.stderr and ("GPU" in r.stderr or "CUDA" in r.stderr), r.stderr
+    assert "gpu_smoke.py --cpu" in r.stderr  # what can run here instead
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_smoke.py")], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)  # past the shell's check
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("gpu_smoke: FAIL torch ") and "CUDA" in r.stderr, r.stderr

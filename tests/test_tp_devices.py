@@ -14,8 +14,6 @@ Measured here (2-core x86 CPU, torch 2.13; greedy, free-running):
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 
@@ -136,9 +134,7 @@ def test_off_the_cpu_nothing_is_left_behind():
     assert cache[0].length == 8
 
 
-def test_smoke_line_on_cpu_ranks_and_its_skip_with_one_gpu(prompts):
+def test_smoke_line_skips_with_one_gpu(prompts):
+    """Its run on gloo ranks: tests/test_gpu.py runs scripts/gpu_smoke.py --cpu."""
     assert smoke_line(1, prompts[0]) == (
         "gpu_smoke: decode SmolLM2-135M TP=2: skipped, TP=2 needs 2 GPUs (1 visible)")
-    line = smoke_line(0, prompts[0], new_tokens=4, backend="gloo", timeout=240)
-    assert re.fullmatch(r"gpu_smoke: decode SmolLM2-135M TP=2 GLOO bf16: \d+ tok/s, "
-                        r"tokens equal to TP=1 bf16: [0-4]/4", line), line
