@@ -108,6 +108,7 @@ def _run(job: Job, rank: int, conn) -> int:
         message = ("ok", _to_cpu(result))
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent
         message = ("error", Failure.from_exception(rank, exc, time.monotonic()))
+    lifecycle.release_multiprocessing()  # now: the parent may kill us once it has the result
     try:
         conn.send_bytes(_dumps(message))
     except Exception as exc:  # the result would not pickle

@@ -24,6 +24,7 @@ import time
 from tplab.ranks import output
 
 __all__ = ["become_child", "die_with_parent", "forget_fork_server", "exit_flushed",
+           "release_multiprocessing",
            "dump_stacks", "kill_all", "DUMP_WAIT_S"]
 
 DUMP_WAIT_S = 2.0  # at a deadline, how long stuck children get to write their stacks
@@ -42,9 +43,27 @@ def become_child(index: int, tmp: str, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C is the parent's to handle
 
 
+def release_multiprocessing() -> None:
+    """Run the clean-up of what this process itself made with multiprocessing, as a normal
+    exit would (finalizers of priority >= 0).
+
+    A child leaves by `os._exit`, or is killed once the parent has its result: without this,
+    a named semaphore it made (a lock of a spawn or forkserver context; torch.compile's worker
+    pool makes one) is never unlinked, and the resource tracker the child shares with its
+    parent warns "leaked semaphore objects" when the parent exits. multiprocessing's
+    finalizers skip objects made in another process, so the parent's (copied by a fork) are
+    left alone."""
+    try:
+        import multiprocessing.util
+        multiprocessing.util._run_finalizers(0)
+    except Exception:  # noqa: BLE001 - cleaning up must not turn a result into a failure
+        pass
+
+
 def exit_flushed(code: int) -> None:
     """Flush stdout/stderr and leave at once, skipping the parent's atexit hooks (a notebook
     kernel's, say). Never returns."""
+    release_multiprocessing()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
