@@ -1,10 +1,11 @@
 """The machinery of exercise 08's checks: each check fails on the stub, passes the solution,
 gives nothing for the bank's own fix (by name, through a partial, or exec'd from its source),
 names the slip, and rejects what a reviewer got through: rebuilt or gathered data, a hard-coded
-batch size, shipped weights, collectives or arithmetic for the ring, a send never waited. The
-numeric items' slips fall outside their tolerances, and no failure message or choice option
-states an answer. The ranks are real (gloo, forked: well under a second a launch); the graded
-runs are in test_course_grading and test_wrong_answers."""
+batch size or activation width, shipped weights, collectives or arithmetic for the ring, a send
+never waited. The numeric items' slips fall outside their tolerances, no failure message or
+choice option states an answer, and an answer read from the bank (or computed by the library)
+earns nothing however right it is. The ranks are real (gloo, forked: well under a second a
+launch); the graded runs are in test_course_grading and test_wrong_answers."""
 import functools
 import re
 import time
@@ -15,9 +16,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from tplab.checks import lesson08
+from tplab.checks import lesson08, lesson08_mock
 from tplab.checks.lesson08_mock import FORMULAS, SLIPS
-from tplab.interview import bugs, by_id
+from tplab.interview import bugs, by_id, harness, ledger
 from tplab.interview.bugs import fixed_data_parallel_gradients, fixed_pass_right
 
 
@@ -48,6 +49,20 @@ def model_parallel_gradients(stage, x, y):     # the solution's
 
 
 WRONG = Path(__file__).with_name("wrong_answers") / "08_interview"
+
+
+@pytest.fixture(autouse=True)
+def fresh_kernel(monkeypatch):
+    """Each test starts as a fresh kernel: no answer read, none earned, no cell run."""
+    monkeypatch.setattr(ledger, "_READ", {})
+    monkeypatch.setattr(ledger, "_EARNED", set())
+    monkeypatch.setattr(lesson08_mock, "_executed_sources", lambda: [])
+
+
+def model_answers(ids) -> dict:
+    """The bank's answers, read as the checker reads them (not noted as looked up)."""
+    with ledger.unrecorded():
+        return {i: by_id(i).model_answer() for i in ids}
 
 
 def wrong(exercise: str, mistake: str):
@@ -137,8 +152,10 @@ def test_data_parallel_rejects_gathered_data_and_a_rebuilt_batch():
 def test_model_parallel_solution_passes_and_the_article_fails():
     run = lesson08.check_model_parallel(model_parallel_gradients, {})
     rows = len(run["results"][0]["inputs"]["x"])
-    assert rows != 8 and f"forward output ({rows}, 1)" in lesson08.mp_table(run)
-    assert f"sent [{rows * 24}] bytes" in lesson08.mp_table(run)
+    width = harness.activation_width([r["inputs"] for r in run["results"]])
+    assert rows != 8 and width not in (6, rows) and width in harness.MP_HIDDEN
+    assert f"forward output ({rows}, 1)" in lesson08.mp_table(run)
+    assert f"sent [{rows * width * 4}] bytes" in lesson08.mp_table(run)
 
     def article(stage, x, y):
         return stage.gradient(stage(x), x)
@@ -165,6 +182,16 @@ def test_model_parallel_rejects_shipped_weights_and_names_the_output_gradient():
 
     with pytest.raises(AssertionError, match=r"(?s)SIGABRT|sent 1 tensor|differs"):
         lesson08.check_model_parallel(eight_rows, {})
+    with pytest.raises(AssertionError, match=r"(?s)model_parallel_gradients on 2 ranks.*Hint"):
+        lesson08.check_model_parallel(wrong("ex08_model_parallel", "hidden_width_typed_in"), {})
+
+
+def test_model_parallel_widths_are_drawn_never_the_examples():
+    gen = torch.Generator().manual_seed(0)
+    drawn = {harness.mp_widths(gen, rows) for rows in (5, 7, 9, 10, 11, 12) for _ in range(20)}
+    assert {d for d, _ in drawn} == set(harness.MP_IN) and len({h for _, h in drawn}) >= 4
+    assert all(d != 4 and h != 6 and h != d for d, h in drawn)
+    assert all(harness.mp_widths(gen, 9)[1] != 9 for _ in range(50))
 
 
 def test_the_bank_fix_is_refused_through_a_partial_and_an_exec_of_its_source():
@@ -222,7 +249,7 @@ def test_numbers_stub_fails_the_answers_pass_and_every_slip_is_rejected():
     assert set(SLIPS) == set(FORMULAS) == set(lesson08.NUMBERS)
     with pytest.raises(AssertionError, match="no answer yet for dp-grad-all-reduce"):
         lesson08.check_numbers({i: None for i in lesson08.NUMBERS})
-    right = {i: by_id(i).model_answer() for i in lesson08.NUMBERS}
+    right = model_answers(lesson08.NUMBERS)
     assert lesson08.check_numbers(right).correct == 6
     for item_id, slips in SLIPS.items():
         for slip, value in slips.items():
@@ -244,7 +271,7 @@ def _shown(value: float) -> set[str]:
 
 
 def test_no_failure_message_and_no_choice_option_gives_an_answer_away():
-    answers = {i: by_id(i).model_answer() for i in lesson08.NUMBERS}
+    answers = model_answers(lesson08.NUMBERS)
     shown = set().union(*(_shown(v) for v in answers.values()))
     with pytest.raises(AssertionError) as caught:
         lesson08.check_numbers({i: 1e6 for i in lesson08.NUMBERS})
@@ -254,14 +281,16 @@ def test_no_failure_message_and_no_choice_option_gives_an_answer_away():
     assert not leaked, f"the failure message states the answers {leaked}"
     for item_id in lesson08.CHOICES:
         item = by_id(item_id)
-        text = " ".join([item.question_en, item.question_zh] + [
-            f"{o.text_en} {o.text_zh} {o.why}" for o in item.options])
+        with ledger.unrecorded():
+            text = " ".join([item.question_en, item.question_zh] + [
+                f"{o.text_en} {o.text_zh} {o.why}" for o in item.options])
         leaked = {s for s in shown if re.search(rf"(?<![\d.]){re.escape(s)}(?![\d])", text)}
         assert not leaked, f"{item_id}'s text states an answer of 08.4: {leaked}"
 
 
 def test_choices_pass_and_a_wrong_pick_gets_its_reason_not_the_answer():
-    right = {i: by_id(i).correct for i in lesson08.CHOICES}
+    with ledger.unrecorded():
+        right = {i: by_id(i).correct for i in lesson08.CHOICES}
     assert len(set(right.values())) >= 2, "one letter throughout must not pass"
     assert lesson08.check_choices(right).correct == 6
     with pytest.raises(AssertionError) as caught:
@@ -269,3 +298,4 @@ def test_choices_pass_and_a_wrong_pick_gets_its_reason_not_the_answer():
     message = str(caught.value)
     assert "tp-f-g: you chose 'A': Wrong: that is g." in message
     assert "not one of the options A, B, C, D" in message and "Right" not in message
+

@@ -15,7 +15,9 @@ Why these checks:
   world size" fails and the message says why; and 2 ranks on a batch size drawn per check
   (9-15), so a hard-coded 8 fails. A hook on the model requires each rank to run it on its own
   rows only: gathering the data fails.
-* 08.2 on 2 ranks, a batch of a drawn size (never 8): both stages' forward outputs (a hook),
+* 08.2 on 2 ranks, a batch of a drawn size (never 8) and stages of drawn widths (never the
+  example's Linear(4, 6), Linear(6, 1): `harness.mp_widths`, so a buffer typed in as
+  (len(x), 6) fails): both stages' forward outputs (a hook),
   both layers' gradients, and the traffic: one activation forward, one gradient back, point to
   point (shipping the weights instead fails).
 * 08.3 on 2 and 3 ranks (on 2, rank + 1 = rank - 1: only 3 tests the ring's direction) under a
@@ -204,13 +206,14 @@ _MP_HINTS = (   # (a phrase of the harness's message, the hint), the first that 
     ("no attribute 'gradient'", "nn.Module has no .gradient (the article's call): let autograd "
                                 "do the backward (loss.backward() on rank 1, "
                                 "hidden.backward(grad) on rank 0)"),
-    ("mat1 and mat2", "the second layer takes the first layer's 6 activations, sent by rank 0, "
+    ("mat1 and mat2", "the second layer takes the first layer's activations, sent by rank 0, "
                       "not the raw input"),
     ("does not require grad", "the tensor you call backward on is cut from the graph (detached): "
                               "on rank 0 keep the stage's output itself"),
     ("SIGABRT", "gloo aborts a rank whose receive buffer is smaller than the tensor sent to it: "
-                "shape each buffer like what is sent, (len(x), 6) both ways (the batch size is "
-                "drawn at each check, not 8)"),
+                "shape each buffer like what is sent, the activation both ways, (len(x), "
+                "stage.in_features) on rank 1 (the batch size and the widths are drawn at each "
+                "check: read them from x and the stage, never type them in)"),
     ("got NoneType", "a layer has no gradient: rank 1 must send the activation's gradient back, "
                      "and rank 0 backpropagate it through its layer"),
     ("rank 0: the first layer's", "rank 0 must backpropagate the gradient rank 1 sends back, "
@@ -220,14 +223,15 @@ _MP_HINTS = (   # (a phrase of the harness's message, the hint), the first that 
 
 def _mp_hint(result) -> str:
     if result.results is not None:
-        rows = len(result.results[0]["inputs"]["x"])
+        kept = _kept(result.results)
+        rows, (width, inputs) = len(kept[0]["x"]), kept[0]["state"]["weight"].shape
         sent = [[c["nbytes"] for c in r["traffic"] if c["op"] in ("send", "isend")]
                 for r in result.results]
         if sent[1] == [rows * 4]:
             return ("\n  Hint: rank 1 sent back a (len(x), 1) tensor, the gradient of the loss "
                     "with respect to its layer's output; rank 0 needs it with respect to the "
-                    "activation it received, (len(x), 6): hidden.grad.")
-        if sum(sent[0]) == (6 * 4 + 6) * 4:
+                    f"activation it received, (len(x), {width}): hidden.grad.")
+        if sum(sent[0]) == (width * inputs + width) * 4:
             return ("\n  Hint: rank 0 sent its layer's weights: the stages exchange "
                     "activations, not weights (rank 0 sends its layer's output forward, and "
                     "rank 1 sends that output's gradient back).")
@@ -237,7 +241,8 @@ def _mp_hint(result) -> str:
 
 def check_model_parallel(fn, namespace) -> dict:
     """`fn(stage, x, y)` on 2 gloo ranks (rank 0 the first layer, rank 1 the second and the
-    loss), on a batch whose size is drawn now (5-12, never 8): every stage's forward output
+    loss), on a batch whose size is drawn now (5-12, never 8), through layers whose widths the
+    launch draws (`harness.mp_widths`, never the example's 4 and 6): every stage's forward output
     and both layers' gradients equal one process on the whole model, and the ranks exchange
     one activation and its gradient. Returns every rank's results."""
     rows = _draw((5, 6, 7, 9, 10, 11, 12))

@@ -10,12 +10,27 @@ which holds the value (the notebook shows it after a pass). For a wrong letter i
 option's reason, not the right letter. The choice items are chosen so that none of their text
 states an answer of 08.4 (`test_checks_lesson08` checks it).
 
-What these checks cannot stop: the bank is importable, so `by_id(i).model_answer()` or
-`tplab.cost` computes every answer before the check runs. The notebook says so plainly.
+Why a looked-up answer fails although its value is right: the answers are constants the
+exercise cell fills before the check runs, so the values alone cannot tell. Two witnesses can:
+
+* the bank notes every read of an item's answer (`tplab.interview.ledger`: model_answer(),
+  .correct, .explanation, .check(...) tried letter by letter, an option's reason), from any
+  cell or helper; an item read before its check passed fails, whatever its value;
+* the numbers are also computed by the library (the items' `Numeric.source`: tplab.cost,
+  tplab.zero, tplab.pp) and by this module's own constants: the cells the kernel has run (its
+  input history, as the grader's kernel saw them) must not use those modules (`_library_uses`).
+
+After a pass the items count as earned: the notebook prints their explanations, and the check
+runs again. A fresh kernel, such as the grader's, has read nothing. What this cannot stop: code
+that clears the notes or hides a module's name on purpose (it is one process, not a sandbox).
 """
 from __future__ import annotations
 
-from tplab.interview import by_id, score
+import io
+import re
+import tokenize
+
+from tplab.interview import by_id, ledger, score
 from tplab.interview.items import LETTERS, parse_number
 
 __all__ = ["NUMBERS", "CHOICES", "FORMULAS", "SLIPS", "show", "check_numbers", "check_choices"]
@@ -85,6 +100,69 @@ def show(ids, lang: str = "both") -> None:
             print()
 
 
+_RESTART = ("Remove the look-up, restart the kernel (it remembers what was run and read) and run "
+            "the notebook again from the top.")
+
+
+def _executed_sources() -> list[str]:
+    """The source of every cell this kernel has run, as it ran them (IPython's input history);
+    [] outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return []
+    shell = get_ipython()
+    return [] if shell is None else list(shell.history_manager.input_hist_raw)
+
+
+def _code_lines(source: str) -> list[str]:
+    """`source`'s lines without their comments (a comment may name a module it does not use)."""
+    lines = source.splitlines()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                row, col = token.start
+                lines[row - 1] = lines[row - 1][:col]
+    except (tokenize.TokenError, SyntaxError):   # an IPython magic, an unfinished cell
+        pass
+    return lines
+
+
+def _library_uses(ids) -> list[str]:
+    """The lines of the cells run so far that use a module computing the answers of `ids`
+    (their `Numeric.source` packages, tplab.cost, tplab.zero, tplab.pp) or this module."""
+    with ledger.unrecorded():
+        packages = sorted({by_id(i).numeric.source.split(".")[1] for i in ids
+                           if by_id(i).numeric is not None})
+    if not packages:
+        return []
+    names = "|".join(map(re.escape, packages))
+    used = re.compile(rf"\btplab\s*\.\s*({names})\b|\bfrom\s+tplab\s+import\s*\(?[\w\s,]*?"
+                      rf"\b({names})\b|\b{__name__.rsplit('.', 1)[-1]}\b")
+    found = []
+    for source in _executed_sources():
+        code = "\n".join(_code_lines(source))
+        found += [code[:m.start()].rsplit("\n", 1)[-1] + code[m.start():].split("\n", 1)[0]
+                  for m in used.finditer(code)]
+    return [line.strip() for line in found]
+
+
+def _not_looked_up(ids) -> None:
+    """Fail when an answer of `ids` was read from the bank, or computed by the library, before
+    its check passed."""
+    read = ledger.looked_up(ids)
+    assert not read, (
+        f"your code read the interview bank's answer to {', '.join(read)} (through "
+        f"{', '.join(sorted(set().union(*read.values())))}): in an interview the answer must be "
+        f"worked out, not looked up. Work it out from the question and what the lessons "
+        f"derive. " + _RESTART)
+    uses = _library_uses(ids)
+    assert not uses, (
+        f"your code uses the library that computes these answers ({uses[0]!r}): in an "
+        f"interview the answer must be worked out, not looked up. Work it out from the formulas "
+        f"and constants above, with Python as a calculator. " + _RESTART)
+
+
 def _check_items(answers, ids, wrong_line, what: str):
     assert isinstance(answers, dict), (
         f"answers should be a dict {{item id: {what}}}, got {type(answers).__name__}")
@@ -92,11 +170,15 @@ def _check_items(answers, ids, wrong_line, what: str):
     assert not unknown, f"answers has ids that are not in this interview: {unknown}"
     missing = [i for i in ids if answers.get(i) in (None, "")]
     assert not missing, f"no answer yet for {', '.join(missing)}: give a {what} for each"
-    items = [by_id(i) for i in ids]
-    wrong = [item for item in items if not item.check(answers[item.id])]
-    assert not wrong, (f"{len(wrong)} of {len(items)} answers are wrong:\n"
-                       + "\n".join(wrong_line(item, answers[item.id]) for item in wrong))
-    return score(items, answers)
+    _not_looked_up(ids)
+    with ledger.unrecorded():
+        items = [by_id(i) for i in ids]
+        wrong = [item for item in items if not item.check(answers[item.id])]
+        assert not wrong, (f"{len(wrong)} of {len(items)} answers are wrong:\n"
+                           + "\n".join(wrong_line(item, answers[item.id]) for item in wrong))
+        card = score(items, answers)
+    ledger.earned(ids)
+    return card
 
 
 def _number_slip(item, value: float) -> str:

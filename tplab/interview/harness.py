@@ -8,12 +8,15 @@ ranks* (never in the grader's process), under `tplab.launch`'s deadline: a fix t
 deadlocks ends as a `WorkerError` after `timeout` seconds and is rejected, not left hanging.
 
 Why unpredictable inputs: a fix that rebuilds another rank's data (the same seed, a helper of
-this module) passes without communicating. So every launch draws its inputs afresh. What all
-ranks share (the data-parallel model, the model-parallel batch) comes from a nonce the parent
-draws with `os.urandom` and passes to the ranks; what one rank owns (its data-parallel rows, its
-model-parallel layer, the tensor it passes right) it draws itself from `os.urandom` after the
-launch, so no other process ever holds it. Each rank returns a copy of its inputs, and the
-parent computes the one-process reference from them.
+this module) passes without communicating, and one that types in a shape (the example's batch
+of 8, its activation width 6) passes only on that shape. So every launch draws its inputs
+afresh, the model-parallel stages' widths too (`mp_widths`: never the example's 4 and 6, the
+activation's width never the batch size). What all ranks share (the data-parallel model, the
+model-parallel batch and widths) comes from a nonce the parent draws with `os.urandom` and
+passes to the ranks; what one rank owns (its data-parallel rows, its model-parallel layer, the
+tensor it passes right) it draws itself from `os.urandom` after the launch, so no other
+process ever holds it. Each rank returns a copy of its inputs, and the parent computes the
+one-process reference from them.
 
 Why watch the ranks: a right result can come from the wrong computation. Every rank records
 the rows its model ran on (data parallelism computes on its own shard only) and, through
@@ -34,8 +37,8 @@ from torch import nn
 
 from tplab.checks.forbid import guard
 
-__all__ = ["TASKS", "WORLDS", "P2P", "run_submission", "labels", "reference_forward",
-           "shard_sizes"]
+__all__ = ["TASKS", "WORLDS", "P2P", "MP_IN", "MP_HIDDEN", "run_submission", "labels",
+           "reference_forward", "shard_sizes", "mp_widths", "activation_width"]
 
 TASKS = {"train_step": 2, "data_parallel_gradients": 2, "model_parallel_gradients": 2,
          "pass_right": 2}   # task -> the world size its inputs are built for
@@ -49,8 +52,29 @@ def _mlp():
     return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
 
 
-def _stages():
-    return nn.Linear(4, 6), nn.Linear(6, 1)
+MP_IN = (3, 5)                  # the first stage's input width: never the example's 4
+MP_HIDDEN = (7, 9, 10, 11, 13)  # the activation's width: never the example's 6, nor MP_IN
+
+
+def mp_widths(gen: torch.Generator, rows: int) -> tuple[int, int]:
+    """(input width, activation width) of the model-parallel stages, drawn with `gen`; the
+    activation's width is never `rows`, so (rows, rows) cannot stand for its shape."""
+    hidden = [h for h in MP_HIDDEN if h != rows]
+    pick = torch.randint(len(MP_IN) * len(hidden), (1,), generator=gen).item()
+    return MP_IN[pick % len(MP_IN)], hidden[pick // len(MP_IN)]
+
+
+def _stages(widths: tuple[int, int] = (4, 6)):
+    d, h = widths
+    return nn.Linear(d, h), nn.Linear(h, 1)
+
+
+def _kept_stages(kept: list[dict]):
+    """Both stages with the weights the ranks held (their widths read from those weights)."""
+    first, second = _stages(tuple(kept[0]["state"]["weight"].shape[::-1]))
+    first.load_state_dict(kept[0]["state"])
+    second.load_state_dict(kept[1]["state"])
+    return first, second
 
 
 def _generator(seed: int | None = None) -> torch.Generator:
@@ -82,8 +106,10 @@ def _inputs(task: str, rank: int, world: int, seed: int, rows: int) -> tuple[tup
         t = torch.randn(4, generator=own)
         return (t,), {"t": t.clone()}
     if task == "model_parallel_gradients":
-        x, y = torch.randn(rows, 4, generator=shared), torch.randn(rows, 1, generator=shared)
-        stage = _filled(_stages()[rank], own)
+        widths = mp_widths(shared, rows)
+        x = torch.randn(rows, widths[0], generator=shared)
+        y = torch.randn(rows, 1, generator=shared)
+        stage = _filled(_stages(widths)[rank], own)
         return (stage, x, y), {"x": x.clone(), "y": y.clone(), "state": _copy(stage)}
     model = _filled(_mlp(), shared)
     n = shard_sizes(rows, world)[rank]
@@ -101,9 +127,7 @@ def _reference(task: str, rank: int, kept: list[dict]) -> list:
     if task == "pass_right":
         return [kept[(rank - 1) % len(kept)]["t"]]
     if task == "model_parallel_gradients":
-        first, second = _stages()
-        first.load_state_dict(kept[0]["state"])
-        second.load_state_dict(kept[1]["state"])
+        first, second = _kept_stages(kept)
         F.mse_loss(second(first(kept[0]["x"])), kept[0]["y"]).backward()
         return [p.grad for p in (first, second)[rank].parameters()]
     model = _mlp()
@@ -116,13 +140,16 @@ def _reference(task: str, rank: int, kept: list[dict]) -> list:
         return [p - 0.1 * p.grad for p in model.parameters()]
 
 
+def activation_width(kept: list[dict]) -> int:
+    """The model-parallel activation's width in this launch (the first stage's outputs)."""
+    return kept[0]["state"]["weight"].shape[0]
+
+
 def reference_forward(task: str, rank: int, kept: list[dict]):
     """The stage's output in one process (model-parallel task): first(x), second(first(x))."""
     if task != "model_parallel_gradients":
         return None
-    first, second = _stages()
-    first.load_state_dict(kept[0]["state"])
-    second.load_state_dict(kept[1]["state"])
+    first, second = _kept_stages(kept)
     with torch.no_grad():
         hidden = first(kept[0]["x"])
         return (hidden, second(hidden))[rank]

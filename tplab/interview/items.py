@@ -13,6 +13,10 @@ counts as right. Each kind carries its own evidence:
 
 Every item lists `wrong_answers` its checker must reject: the bank's test proves the checker
 can fail.
+
+Why items note who reads their answers: reading an attribute or method of `ANSWERS` (or an
+option's `why`) is noted in `tplab.interview.ledger`, so the mock interview's check can refuse
+an answer that was looked up rather than worked out (see that module).
 """
 from __future__ import annotations
 
@@ -22,12 +26,18 @@ import math
 import re
 from typing import Any
 
-__all__ = ["Item", "Option", "Numeric", "Code", "KINDS", "TOPICS", "resolve", "parse_number"]
+from tplab.interview import ledger
+
+__all__ = ["Item", "Option", "Numeric", "Code", "KINDS", "TOPICS", "ANSWERS", "resolve",
+           "parse_number"]
 
 KINDS = ("numeric", "choice", "code")
 TOPICS = ("collectives", "data_parallel", "tensor_parallel", "pipeline", "serving",
           "memory_time", "debugging")
 LETTERS = "ABCDEFGH"
+# what of an Item holds or reveals its answer: reading it is noted (ledger.note)
+ANSWERS = frozenset({"correct", "numeric", "explanation", "explanation_zh", "wrong_answers",
+                     "model_answer", "shown_answer", "check", "explain", "option_reason"})
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -90,6 +100,13 @@ class Option:
     text_zh: str
     why: str
 
+    def __getattribute__(self, name):
+        if name == "why":      # the reason says 'Right: ...': noted for the item holding it
+            owner = object.__getattribute__(self, "__dict__").get("_item")
+            if owner is not None:
+                ledger.note(owner, "options' why")
+        return object.__getattribute__(self, name)
+
 
 @dataclasses.dataclass(frozen=True)
 class Code:
@@ -127,7 +144,18 @@ class Item:
     numeric: Numeric | None = None
     code: Code | None = None
 
+    def __getattribute__(self, name):
+        if name in ANSWERS:
+            ledger.note(object.__getattribute__(self, "id"), name)
+        return object.__getattribute__(self, name)
+
     def __post_init__(self):
+        with ledger.unrecorded():
+            self._validate()
+        for option in self.options:
+            object.__setattr__(option, "_item", self.id)    # its `why` is this item's answer
+
+    def _validate(self):
         problems = []
         if self.topic not in TOPICS:
             problems.append(f"topic {self.topic!r} is not one of {TOPICS}")

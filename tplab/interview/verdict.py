@@ -22,6 +22,7 @@ from tplab.interview.harness import (
     TASKS,
     WORLDS,
     _reference,
+    activation_width,
     labels,
     reference_forward,
     run_submission,
@@ -89,7 +90,8 @@ def _traffic_problem(task: str, rank: int, got: dict, kept: list[dict]) -> str:
     if task == "pass_right":
         want, what = kept[rank]["t"].nbytes, "the tensor t"
     else:
-        want, what = len(kept[0]["x"]) * 6 * 4, f"the activation, ({len(kept[0]['x'])}, 6) fp32"
+        rows, width = len(kept[0]["x"]), activation_width(kept)
+        want, what = rows * width * 4, f"the activation, ({rows}, {width}) fp32"
     sizes = [[c["nbytes"] for c in sent], [c["nbytes"] for c in received]]
     if sizes != [[want], [want]]:
         return (f"it sent {len(sent)} tensor(s) of {sizes[0]} bytes and received "

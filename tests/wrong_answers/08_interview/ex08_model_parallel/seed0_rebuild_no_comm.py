@@ -5,7 +5,8 @@ from torch import nn
 def model_parallel_gradients(stage, x, y):
     # rank 0: the first layer; rank 1: the second layer and the loss
     torch.manual_seed(0)
-    first, second = nn.Linear(4, 6), nn.Linear(6, 1)
+    width = stage.out_features if dist.get_rank() == 0 else stage.in_features
+    first, second = nn.Linear(x.shape[1], width), nn.Linear(width, 1)
     if dist.get_rank() == 0:
         F.mse_loss(second(stage(x)), y).backward()
     else:
