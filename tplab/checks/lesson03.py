@@ -1,10 +1,12 @@
 """Checks of exercises 03 (solutions/03_tensor_parallel_layers.ipynb): the column-then-row MLP
 and the vocabulary-parallel cross-entropy, against PyTorch's dense versions.
 
-`run_mlp` and `run_ce` run on every launched rank with the learner's function passed in; the
-`check_*` functions raise an AssertionError that names the first wrong value, what came
-instead, and the likely slip (an all-reduce too many, a missing max subtraction, an
-off-by-one at a shard's edge).
+`run_mlp` and `run_ce` run on every launched rank with the learner's function passed in, with
+tplab.tp's own f, g, parallel layers and vocabulary-parallel cross-entropy made to raise (they
+are the answer: `forbidden`); the `check_*` functions raise an AssertionError that names the
+first wrong value, what came instead, and the likely slip (an all-reduce too many, a missing max
+subtraction, an off-by-one at a shard's edge). Every check also counts the communication
+exactly: right numbers by the wrong traffic earn nothing.
 """
 from __future__ import annotations
 
@@ -13,8 +15,32 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from tplab import comm
+from tplab.checks.forbid import forbidden
 from tplab.layers import SwiGLU
-from tplab.tp import shard_range
+from tplab.tp import (
+    ColumnParallelLinear,
+    ParallelSwiGLU,
+    RowParallelLinear,
+    copy_to_parallel,
+    reduce_from_parallel,
+    shard_range,
+    vocab_parallel_cross_entropy,
+)
+from tplab.tp.ops import _CopyToParallel, _ReduceFromParallel
+from tplab.tp.vocab import _VocabParallelCrossEntropy
+
+_NOT_YOURS = ("{} called tplab.tp's {}, which is the answer the check compares with: write it "
+              "yourself")
+MLP_ANSWERS = {f: _NOT_YOURS.format("parallel_mlp", f.__name__.lstrip("_")) for f in (
+    copy_to_parallel, reduce_from_parallel, _CopyToParallel, _ReduceFromParallel,
+    ColumnParallelLinear, RowParallelLinear, ParallelSwiGLU)}
+CE_ANSWERS = {f: _NOT_YOURS.format("VocabParallelCrossEntropy", f.__name__.lstrip("_"))
+              for f in (vocab_parallel_cross_entropy, _VocabParallelCrossEntropy)}
+
+
+def _globals(fn) -> dict:
+    # the namespace where the learner's function finds its names (the notebook's, usually)
+    return getattr(fn, "__globals__", {})
 
 
 def rel(a, b):
@@ -46,10 +72,11 @@ def run_mlp(parallel_mlp, hidden=12, ffn=10, b=2, s=5):
     y = dense(x)
     y.backward(dy)
     xp = x.detach().clone().requires_grad_()
-    with comm.trace() as forward:
-        yp = parallel_mlp(xp, gate_w, up_w, down_w)
-    with comm.trace() as backward:
-        yp.backward(dy)
+    with forbidden(_globals(parallel_mlp), MLP_ANSWERS):
+        with comm.trace() as forward:
+            yp = parallel_mlp(xp, gate_w, up_w, down_w)
+        with comm.trace() as backward:
+            yp.backward(dy)
     pairs = {"output": (yp, y), "x grad": (xp.grad, x.grad),
              "gate_w grad": (gate_w.grad, dense.gate.weight.grad[f0:f1]),
              "up_w grad": (up_w.grad, dense.up.weight.grad[f0:f1]),
@@ -92,14 +119,33 @@ def check_mlp_numbers(t, rank, errors, factors):
                          f"{MLP_HINTS[key]}.")
 
 
-def check_mlp_ops(t, rank, forward, backward):
-    # only all-reduces: a gather, a broadcast or point-to-point traffic is not what f and g do
+def check_mlp_ops(t, rank, forward, backward, nbytes):
+    """Exactly one all-reduce of `nbytes` (b·s·h fp32 numbers) forward, in g, and one backward,
+    in f: an extra or a missing one (f once per use of x, an all-reduce in g's backward) is
+    wrong traffic even where the numbers come out right."""
+    one = {"all_reduce": {"calls": 1, "bytes": nbytes}}
     for step, summary in (("forward", forward), ("backward", backward)):
+        if summary == one:
+            continue
         other = {op: v for op, v in summary.items() if op != "all_reduce"}
-        assert not other, (f"{t} ranks, rank {rank}: the {step} should communicate by all-reduce "
-                           f"only, the trace shows {other}. g's forward sums the partial outputs "
-                           f"with one all-reduce and f's backward sums the gradient of x with one: "
-                           f"nothing is gathered, broadcast or sent.")
+        calls = summary.get("all_reduce", {}).get("calls", 0)
+        if other:
+            why = ("nothing is gathered, broadcast or sent: f and g communicate by all-reduce "
+                   "only")
+        elif calls == 0:
+            why = ("nothing was all-reduced: " + ("g's forward sums the partial outputs"
+                                                  if step == "forward" else
+                                                  "f's backward sums the gradient of x"))
+        elif calls > 1 and step == "backward":
+            why = ("apply f once, to x itself, not once per use of x; g's backward returns its "
+                   "gradient unchanged: it is already the same on every rank")
+        elif calls > 1:
+            why = "f's forward returns x unchanged; only g's forward all-reduces"
+        else:
+            why = "all-reduce the whole tensor, once, in its own dtype (fp32)"
+        raise AssertionError(
+            f"{t} ranks, rank {rank}: the {step} should make exactly one all-reduce of b·s·h "
+            f"fp32 numbers ({nbytes} bytes), the trace shows {summary}: {why}")
 
 
 def shard_edges(vocab, t):
@@ -122,10 +168,11 @@ def run_ce(vocab_parallel_ce, vocab=23, n=12, scale=1.0, seed=0):
     loss.backward(weights)
     mine = logits.detach()[:, lo:hi].clone().requires_grad_()
     before = mine.detach().clone()          # the caller's logits must come back untouched
-    with comm.trace() as forward:
-        lossp = vocab_parallel_ce(mine, target, lo)
-    with comm.trace() as backward:
-        lossp.backward(weights)
+    with forbidden(_globals(vocab_parallel_ce), CE_ANSWERS):
+        with comm.trace() as forward:
+            lossp = vocab_parallel_ce(mine, target, lo)
+        with comm.trace() as backward:
+            lossp.backward(weights)
     calls = lambda trace: [(c.op, c.nbytes) for c in trace.calls]  # noqa: E731
     return {"loss": lossp.detach(), "ref_loss": loss.detach(), "grad": mine.grad,
             "ref_grad": logits.grad[:, lo:hi], "target": target, "weights": weights,
@@ -205,12 +252,19 @@ def check_ce_numbers(t, rank, scale, out, vocab):
 
 
 def check_ce_ops(t, rank, out, n):
-    # no logits communicated: all-reduces only, each [N]-sized tensor (2 rows of N fp64 at most)
-    for step in ("forward", "backward"):
-        wrong = [(op, nbytes) for op, nbytes in out[step]
-                 if op != "all_reduce" or nbytes > 2 * n * 8]
-        assert not wrong, (
-            f"{t} ranks, rank {rank}: the {step} should communicate only all-reduces of [N]-sized "
-            f"tensors (at most {2 * n * 8} bytes each for N = {n}), the trace shows {wrong} (op, "
-            f"bytes): never gather or send the logits; all-reduce the max, the target's logit and "
-            f"the sum of exponentials instead")
+    """The forward all-reduces [N]-sized tensors only (the max, the target's logit, the sum of
+    exponentials: 3 calls at most, 2·N fp64 numbers each and 4·N in all), the backward nothing
+    (the softmax is saved in ctx): never the logits, and no sum recomputed in backward."""
+    forward, backward = out["forward"], out["backward"]
+    wrong = [(op, nbytes) for op, nbytes in forward if op != "all_reduce" or nbytes > 2 * n * 8]
+    total = sum(nbytes for _, nbytes in forward)
+    assert not wrong and len(forward) <= 3 and total <= 4 * n * 8, (
+        f"{t} ranks, rank {rank}: the forward should communicate only all-reduces of [N]-sized "
+        f"tensors, 3 at most (the max, the target's logit, the sum of exponentials; at most "
+        f"{2 * n * 8} bytes each and {4 * n * 8} in all for N = {n}), the trace shows {forward} "
+        f"(op, bytes; {total} in all): never gather or send the logits, and all-reduce each of "
+        f"those once")
+    assert not backward, (
+        f"{t} ranks, rank {rank}: the backward should communicate nothing, the trace shows "
+        f"{backward} (op, bytes): the forward has all it needs; save what the gradient uses "
+        f"(your columns' softmax, where the target is) in ctx, don't recompute it")

@@ -25,10 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tplab import comm
+from tplab.checks.forbid import forbidden
+from tplab.pp import run_step
 from tplab.ranks import WorkerError, launch
 
 __all__ = ["bounded_launch", "two_stage_model", "two_stage_batch", "run_two_stage",
-           "TWO_STAGE_CASES", "TWO_STAGE_DEADLOCK", "NO_BATCH_ISEND_IRECV", "no_batched_p2p"]
+           "TWO_STAGE_CASES", "TWO_STAGE_MORE_CASES", "TWO_STAGE_DEADLOCK",
+           "NO_BATCH_ISEND_IRECV", "no_batched_p2p"]
 
 POINT_TO_POINT = {"send", "isend", "recv", "irecv"}
 
@@ -75,8 +78,10 @@ def _ranks(ranks) -> str:
 # ---- exercise 05.1: two_stage_step -----------------------------------------------------------
 
 # (batch, width, classes, seed). The first case's output is the size of the activation, so the
-# gradient of the wrong tensor sent back has the right size, and only the numbers tell.
+# gradient of the wrong tensor sent back has the right size, and only the numbers tell. The
+# second cell's cases: a batch of one, and the output the activation's size again.
 TWO_STAGE_CASES = [(6, 8, 8, 0), (5, 6, 3, 1)]
+TWO_STAGE_MORE_CASES = [(1, 5, 4, 2), (9, 4, 4, 3)]
 TWO_STAGE_DEADLOCK = ("A rank that waits for a message its peer sends only after waiting for one "
                       "from it waits for ever: rank 0 sends the activation before it waits for "
                       "the gradient, and rank 1 receives the activation before anything else.")
@@ -85,6 +90,8 @@ NO_BATCH_ISEND_IRECV = (
     "backend, batch_isend_irecv can hang for ever (PiPPy issue 1130, PyTorch issue 132644), so "
     "the exercise asks for plain point-to-point calls: dist.send / dist.recv, or dist.isend / "
     "dist.irecv with .wait() on each request before its tensor is used")
+NOT_RUN_STEP = {run_step: "two_stage_step called tplab.pp.run_step, which runs a pipeline's step "
+                          "for you: write the sends, receives and backward calls yourself"}
 
 
 @contextlib.contextmanager
@@ -193,7 +200,9 @@ def _number(value):
         return None
 
 
-def _traffic_problem(where, rank, calls, nbytes, exact):
+def _traffic_problem(where, rank, calls, nbytes):
+    # exactly one message each way of the activation's size: an extra one (the loss sent back,
+    # the activation twice) is wrong traffic even where the numbers come out right
     others = sorted({op for op, _ in calls} - POINT_TO_POINT)
     if others:
         return (f"{where}: you called {others}: between two stages the activation and its "
@@ -201,20 +210,25 @@ def _traffic_problem(where, rank, calls, nbytes, exact):
                 f"dist.isend / dist.irecv) only")
     sends = [b for op, b in calls if op in ("send", "isend")]
     recvs = [b for op, b in calls if op in ("recv", "irecv")]
-    if not exact or (sends, recvs) == ([nbytes], [nbytes]):
+    if (sends, recvs) == ([nbytes], [nbytes]):
         return None
     what = ("send the activation to rank 1 once and receive its gradient once" if rank == 0 else
             "receive the activation once and send its gradient back once")
+    more = len(sends) + len(recvs) > 2
     return (f"{where}: rank {rank} should {what}, {nbytes} bytes each (batch × width fp32 "
             f"numbers), the trace shows sends of {sends} and receives of {recvs} bytes"
-            + (": no activation crossed between the stages" if not calls else ""))
+            + (": no activation crossed between the stages" if not calls else "")
+            + (": nothing else crosses (only rank 1 needs the loss: it returns it, rank 0 "
+               "returns None)" if more else ""))
 
 
 def run_two_stage(two_stage_step, cases, check: str | None):
     """On each of 2 ranks: the learner's step for each case, compared with one process.
 
-    check "numbers": loss and gradients, point-to-point messages only; "traffic": also exactly
-    one message each way of the activation's size; None: no assertion (for pictures). Returns
+    check "numbers" or "traffic" (the same test; the names are the two cells'): loss and
+    gradients first, then exactly one point-to-point message each way of the activation's size,
+    nothing else (wrong traffic earns nothing, even with the right numbers); None: no
+    assertion (for pictures). Returns
     per case {"errors": {parameter: relative error}, "loss", "ref_loss", "calls": [(op, bytes)]}.
     """
     rank = dist.get_rank()
@@ -224,7 +238,8 @@ def run_two_stage(two_stage_step, cases, check: str | None):
         x, target = two_stage_batch(batch, width, classes, seed)
         ref_loss, ref_grads = one_process(stages, x, target)
         mine, kept = stages[rank], (x.clone(), target.clone())
-        with comm.trace() as trace, no_batched_p2p():
+        with comm.trace() as trace, no_batched_p2p(), forbidden(
+                getattr(two_stage_step, "__globals__", {}), NOT_RUN_STEP):
             loss = two_stage_step(mine, x if rank == 0 else None, target if rank == 1 else None,
                                   (batch, width))
         names = [n for n, _ in mine.named_parameters()]
@@ -234,10 +249,9 @@ def run_two_stage(two_stage_step, cases, check: str | None):
         if check:
             numbers = (_grad_problem(where, rank, names, grads, ref_grads[rank], batch)
                        or (rank == 1 and _loss_problem(where, loss, ref_loss, batch)))
-            traffic = _traffic_problem(where, rank, calls, batch * width * 4, check == "traffic")
-            if numbers:   # what the messages were tells more about wrong numbers
-                extra = _traffic_problem(where, rank, calls, batch * width * 4, True)
-                numbers += f". Also, {extra.split(': ', 1)[1]}" if extra else ""
+            traffic = _traffic_problem(where, rank, calls, batch * width * 4)
+            if numbers and traffic:   # what the messages were tells more about wrong numbers
+                numbers += f". Also, {traffic.split(': ', 1)[1]}"
             problem = numbers or traffic
             if not torch.equal(x, kept[0]) or not torch.equal(target, kept[1]):
                 problem = problem or f"{where}: your step changed its input x or target in place"

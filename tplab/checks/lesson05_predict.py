@@ -2,7 +2,8 @@
 conventions, and the peak number of micro-batches in flight, predicted for any (p, m, v).
 
 `check_predictions` calls the learner's `predict` with tplab.pp's formulas and schedules made to
-raise (they are the answer) at (p, m, v) points where the plausible wrong formulas differ, checks
+raise (they are the answer) at (p, m, v) points where the plausible wrong formulas differ, and at
+a few drawn when it runs (`drawn_points`: no table of values for fixed points passes), checks
 every value exactly (fractions compared as fractions, floats to 1e-12), and names the slip a
 wrong value equals (the other convention, v left out, p for p − 1, a cap forgotten). Only then
 is it compared with a measurement: `measure_bubbles` runs stages that *sleep* for their compute
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import random
 import statistics
 from fractions import Fraction
 
@@ -26,7 +29,7 @@ from tplab.pp.schedules import gpipe, one_f_one_b, peak_inflight, schedule
 from tplab.pp.timeline import bubble_measured, idle_fraction
 from tplab.pp.workloads import TimedStage
 
-__all__ = ["POINTS", "check_predictions", "measure_bubbles", "measured_problem",
+__all__ = ["POINTS", "drawn_points", "check_predictions", "measure_bubbles", "measured_problem",
            "MEASURED_POINTS"]
 
 
@@ -42,6 +45,18 @@ _NOT_PREDICT = ("predict called {}, which computes the answer the checks compare
 ANSWERS_PREDICT = {f: _NOT_PREDICT.format(f"tplab.pp.{f.__name__}") for f in (
     bubble, inflight_formula, peak_inflight, schedule, gpipe, one_f_one_b, interleaved_1f1b,
     bubble_measured)}
+
+
+def drawn_points(n: int = 2, seed=None) -> list[tuple[str, int, int, int]]:
+    """n points per schedule drawn from `seed` (by default one nobody sees): GPipe and 1F1B at
+    p in 2..16, m in 1..64; interleaved at p in 2..8, v in 2..4, m a multiple of p up to 8·p."""
+    rng = random.Random(os.urandom(8) if seed is None else seed)
+    out = [(name, rng.randint(2, 16), rng.randint(1, 64), 1)
+           for name in ("gpipe", "1f1b") for _ in range(n)]
+    for _ in range(n):
+        p = rng.randint(2, 8)
+        out.append(("interleaved", p, p * rng.randint(1, 8), rng.randint(2, 4)))
+    return out
 
 
 def exact(name, p, m, v) -> dict:
@@ -79,7 +94,10 @@ def slips(key, p, m, v) -> list[tuple[str, object]]:
     by_v = [(all_first, v * m),
             ("min(2(p − rank − 1) + (v − 1)·p, v·m), the warm-up alone: the steady "
              "state adds one", min(warm, v * m)),
-            ("2(p − rank − 1) + (v − 1)·p + 1, not capped at v·m", warm + 1)]
+            ("2(p − rank − 1) + (v − 1)·p + 1, not capped at v·m (or capped before the one "
+             "is added)", warm + 1),
+            ("min(2(p − rank − 1) + (v − 1)·p, v·m) + 1: the cap applied before the steady "
+             "state's one is added", min(warm, v * m) + 1)]
     return by_v + found if v > 1 else found
 
 
@@ -102,10 +120,12 @@ def same(got, want) -> bool:
     return math.isclose(float(got), float(want), rel_tol=1e-12, abs_tol=1e-15)
 
 
-def check_predictions(predict, namespace) -> None:
-    """predict exactly right at every point of POINTS; AssertionError naming the slip."""
+def check_predictions(predict, namespace, points=None) -> None:
+    """predict exactly right at every point of `points` (by default POINTS and points drawn now);
+    AssertionError naming the slip."""
+    points = POINTS + drawn_points() if points is None else points
     with forbidden(namespace, ANSWERS_PREDICT):
-        got = {point: predict(*point) for point in POINTS}
+        got = {point: predict(*point) for point in points}
     for (name, p, m, v), value in got.items():
         call = f"predict({name!r}, p={p}, m={m}, v={v})"
         assert isinstance(value, dict) and set(KEYS) <= set(value), (

@@ -2,16 +2,20 @@
 number of stages p and micro-batches m, against the reference order and on real ranks.
 
 `check_orders` compares the learner's lists with `tplab.pp.one_f_one_b` over a grid with
-m < p, m = 1 and p = 1, while tplab's schedules (and torch's Schedule1F1B, if imported) raise:
-they are the answer. It names the first differing action and the likely slip (GPipe's order,
-a warm-up one too long or not capped at m, a drain off by one). `check_runs` trains with the
-lists through `tplab.pp.run_step` on real ranks, bounded by a short deadline; `simulate` replays
-lists in unit time, to say where a deadlocked run waited and to draw the learner's schedule.
+m < p, m = 1 and p = 1, and at (p, m) drawn when it runs (`drawn_points`: m < p, m = p and
+m > p for up to 16 stages), so that no table of lists for fixed points passes; meanwhile
+tplab's schedules (and torch's Schedule1F1B, if imported) raise: they are the answer. It names
+the first differing action and the likely slip (GPipe's order, a warm-up one too long or not
+capped at m, a drain off by one). `check_runs` trains with the lists through
+`tplab.pp.run_step` on real ranks, bounded by a short deadline; `simulate` replays lists in unit
+time, to say where a deadlocked run waited and to draw the learner's schedule.
 """
 from __future__ import annotations
 
 import copy
 import numbers
+import os
+import random
 import sys
 
 import torch
@@ -24,7 +28,7 @@ from tplab.checks.lesson05 import bounded_launch
 from tplab.pp import run_step
 from tplab.pp.schedules import Action, gpipe, one_f_one_b, peak_inflight, schedule
 
-__all__ = ["GRID", "check_orders", "check_runs", "simulate", "as_pairs", "show"]
+__all__ = ["GRID", "drawn_points", "check_orders", "check_runs", "simulate", "as_pairs", "show"]
 
 TIMEOUT = 5  # seconds per launch: these runs take well under one; a deadlock ends here
 
@@ -34,6 +38,15 @@ GRID = [(p, m) for p in (1, 2, 3, 4, 5) for m in (1, 2, 3, 4, 5, 8)]
 RUN_PS, RUN_MS, WIDTH, BATCH = (2, 3, 4), (1, 2, 3, 4, 6), 4, 12
 _NOT_1F1B = ("my_1f1b called {}, which holds the answer the checks compare with: write the list "
              "yourself")
+
+
+def drawn_points(n: int = 3, seed=None) -> list[tuple[int, int]]:
+    """For n stage counts p drawn from 2..16, (p, m) with m < p, m = p and m > p (up to 64),
+    drawn from `seed` (by default one nobody sees): 3·n points no fixed table covers."""
+    rng = random.Random(os.urandom(8) if seed is None else seed)
+    return [(p, m) for p in rng.sample(range(2, 17), n)
+            for m in (rng.randint(1, p - 1), p, rng.randint(p + 1, 64))]
+
 
 def answers_1f1b() -> dict:
     """tplab's 1F1B, and torch's where the notebook has imported it (importing it here would cost
@@ -118,8 +131,10 @@ def learner_lists(my_1f1b, points, namespace) -> dict:
             for (p, m), lists in raw.items()}
 
 
-def check_orders(my_1f1b, namespace, points=GRID) -> None:
-    """Every rank's list equals 1F1B's at every (p, m); AssertionError naming the first slip."""
+def check_orders(my_1f1b, namespace, points=None) -> None:
+    """Every rank's list equals 1F1B's at every (p, m) of `points` (by default GRID and points
+    drawn now); AssertionError naming the first slip."""
+    points = GRID + drawn_points() if points is None else points
     for (p, m), lists in learner_lists(my_1f1b, points, namespace).items():
         for rank, pairs in enumerate(lists):
             where = f"my_1f1b({p}, {m}, {rank})"
@@ -193,7 +208,7 @@ def run_lists(lists_by_m: dict) -> dict:
 
 def check_runs(my_1f1b, namespace) -> None:
     """The lists train like one process on 2-4 ranks, deadlock-free, holding min(p − rank, m)
-    micro-batches at most; then, as a last word, equal 1F1B's everywhere on the grid."""
+    micro-batches at most; then, as a last word, equal 1F1B's on the grid and at drawn points."""
     for p in RUN_PS:
         lists = learner_lists(my_1f1b, [(p, m) for m in RUN_MS], namespace)
         for m in RUN_MS:

@@ -1,0 +1,35 @@
+# extra communication (right numbers, wrong traffic): g's backward all-reduces the (already identical) gradient and divides by t, "to keep the ranks in sync"
+class CopyToParallel(torch.autograd.Function):
+    # f: forward identity (every rank uses the whole x); backward all-reduce (sum) of the gradient
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class ReduceFromParallel(torch.autograd.Function):
+    # g: forward all-reduce (sum) of the ranks' partial outputs; backward identity
+
+    @staticmethod
+    def forward(ctx, partial):
+        total = partial.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad / dist.get_world_size()
+
+
+def parallel_mlp(x, gate_w, up_w, down_w):
+    x = CopyToParallel.apply(x)
+    a = F.silu(F.linear(x, gate_w)) * F.linear(x, up_w)
+    return ReduceFromParallel.apply(F.linear(a, down_w))
