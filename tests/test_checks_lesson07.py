@@ -182,3 +182,26 @@ def test_checks_launch_on_gloo_even_with_eight_gpus(monkeypatch):
     namespace = {"math": math, "torch": torch, "dist": dist, "comm": comm}
     exec(_zero1_solution_source(), namespace)
     assert lesson07_zero.check_zero1(namespace["Zero1"], namespace)["shard"] == 13
+
+
+def test_grid_check_refuses_a_world_that_floor_division_accepts():
+    def floor_checked(world, dp, pp, tp):   # 9 // (2·2) = 2: 2·2·2 passes on 9 ranks
+        if tp != world // (dp * pp):
+            raise ValueError("no grid")
+        return grid_groups(dp * pp * tp, dp, pp, tp)
+
+    with pytest.raises(AssertionError, match="is not a world of 9"):
+        lesson07.check_grid_groups(floor_checked, {}, MESH)
+
+
+def test_zero_check_runs_another_world_than_three():
+    """A world size typed in as 3 runs on the first launch and is caught on the second."""
+    import torch.distributed as dist
+
+    from tplab import comm
+    assert len(lesson07_zero.WORLDS) > 1 and 2 not in lesson07_zero.WORLDS
+    namespace = {"math": math, "torch": torch, "dist": dist, "comm": comm}
+    source = _zero1_solution_source().replace("dist.get_world_size()", "3")
+    exec(source, namespace)
+    with pytest.raises(AssertionError, match="on 4 ranks your Zero1 failed"):
+        lesson07_zero.check_zero1(namespace["Zero1"], namespace)

@@ -2,24 +2,34 @@
 slices, and a per-token latency predicted from measured figures.
 
 04.1: `check_slices` runs the learner's `attention_slices` with tplab's sharding plan made to
-raise (`plan_forbidden`: the plan is the answer), then compares each slice with the dense
-model's weights and names the block it holds instead; `logits_with_my_slices` runs on launched
-ranks with those slices in a tensor-parallel model. 04.2: `check_formula` tries synthetic points
-chosen so that each plausible slip (a unit, a term) gives a different number, and names it;
-`measure_one_rank` gives the bandwidth and the time per token a prediction is compared with.
+raise (`plan_forbidden`: the plan is the answer; a plan reloaded meanwhile fails too), compares
+each slice with the dense model's weights and names the block it holds instead; `check_shapes`
+does the same on stand-in files (`ShapeFile`) of models with other head counts (4 KV groups on 3
+ranks: 2 + 1 + 1, group sizes 1 to 4, a head_dim set apart from hidden / n_heads): SmolLM2's 3
+groups on 1 to 3 ranks cannot tell the plan's rule from head counts typed in or from
+ceil(groups / t) per rank. `logits_with_my_slices` runs the slices in a model on launched ranks.
+04.2: `check_formula` tries synthetic points chosen so that each plausible slip (a unit, a term)
+gives a different number, and names it, plus three drawn when it runs, with its own reference
+(`reference_ms`) made to raise while the learner's function runs; `measure_one_rank` gives the
+bandwidth and the time per token a prediction is compared with.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import os
+import random
+import sys
 
 import torch
 import torch.distributed as dist
 
 from tplab import comm
-from tplab.checks.forbid import forbidden
+from tplab.checks.forbid import forbidden, guard
 from tplab.models.generate import TokenPicker
 from tplab.models.gguf_file import GGUF_NAMES
+from tplab.models.llama import Config
 from tplab.models.loading import load_llama_tp, parameter_bytes, vocab_start
 from tplab.timing import measure, read_bandwidth_gbs, time_calls
 from tplab.tp import ParallelAttention, shard_sizes
@@ -34,12 +44,24 @@ PLAN_FORBIDDEN = ("attention_slices called tplab's sharding plan (head_plan, att
                   "and shard_range (whole KV groups, the extra group to the first ranks)")
 
 
+@contextlib.contextmanager
 def plan_forbidden(namespace: dict):
     """While the learner's function runs, the plan's functions raise under every name that holds
     them: in `namespace` (the notebook's globals) and in every loaded tplab module (tplab.tp,
     tplab.tp.plan, and those that import them: tplab.tp.blocks, tplab.models.loading,
-    tplab.viz.decode, ...); see `tplab.checks.forbid`."""
-    return forbidden(namespace, {answer: PLAN_FORBIDDEN for answer in THE_PLAN})
+    tplab.viz.decode, ...); see `tplab.checks.forbid`. tplab.tp.plan does not call `guard`, so
+    a plan reloaded (or imported afresh) inside the function is found afterwards instead: the
+    module is put back as it was and the check fails with the same message."""
+    module = sys.modules[head_plan.__module__]
+    saved = dict(vars(module))
+    with forbidden(namespace, {answer: PLAN_FORBIDDEN for answer in THE_PLAN}):
+        yield
+    now = sys.modules.get(module.__name__)
+    if now is not module or any(vars(module).get(a.__name__) is not a for a in THE_PLAN):
+        sys.modules[module.__name__] = module
+        vars(module).clear()
+        vars(module).update(saved)
+        raise AssertionError(PLAN_FORBIDDEN)
 
 
 def block_of(piece, full, dim, head_dim):
@@ -59,24 +81,19 @@ def heads(start, end, head_dim):
     return f"head {start // head_dim}"
 
 
-def check_slices(attention_slices, f, dense, layer, t, rank, namespace):
-    # raise AssertionError naming the first of q, k, v, o that is not this rank's block, what it
-    # holds instead, and why
-    c = f.config
-    with plan_forbidden(namespace):
-        got = attention_slices(f, layer, t, rank)
-    where = f"t={t}, rank {rank}, layer {layer}"
+def _compare(got, full: dict, shard, where: str) -> None:
+    # raise AssertionError naming the first of q, k, v, o that is not the plan's block of
+    # `full` (the whole weights by name), what it holds instead, and why
+    t, d = len(shard.q_sizes), shard.head_dim
     assert isinstance(got, (tuple, list)) and len(got) == 4, (
         f"{where}: return (q, k, v, o), got {type(got).__name__} {got!r:.80}")
-    shard, d = attention_shards(c.n_heads, c.n_kv_heads, c.head_dim, t)[rank], c.head_dim
     (q0, q1), (kv0, kv1) = shard.q_heads, shard.kv_heads
-    owns = (f"over {t} rank{'s' if t > 1 else ''}, rank {rank} holds KV "
+    owns = (f"over {t} rank{'s' if t > 1 else ''}, this rank holds KV "
             f"{heads(kv0 * d, kv1 * d, d)} and their query {heads(q0 * d, q1 * d, d)} (whole KV "
             f"groups, the extra group to the first ranks)")
-    a = dense.blocks[layer].attn
     for name, mine in zip("qkvo", got):
-        full, piece = getattr(a, name).weight, shard.slices[name]  # the plan's block: the answer
-        want, dim = piece.of(full), 0 if piece.rows is not None else 1
+        piece = shard.slices[name]  # the plan's block: the answer
+        want, dim = piece.of(full[name]), 0 if piece.rows is not None else 1
         h0, h1 = piece.rows if dim == 0 else piece.cols
         side = "columns" if dim else "rows"
         expected = f"{side} {h0}..{h1} of the file's {FILE_TENSOR[name]} ({heads(h0, h1, d)})"
@@ -86,11 +103,91 @@ def check_slices(attention_slices, f, dense, layer, t, rank, namespace):
             f"{where}: {name} should have shape {tuple(want.shape)}, {expected}, came "
             f"{tuple(mine.shape)}: {owns}")
         if not torch.equal(mine.float(), want):
-            found = block_of(mine, full, dim, d)
+            found = block_of(mine, full[name], dim, d)
             row_parallel = " (o is row-parallel: its columns, not its rows)" if name == "o" else ""
             came = (f"{side} {found[0]}..{found[1]} ({heads(*found, d)})" if found else
                     f"no block of {side} of it{row_parallel}")
             raise AssertionError(f"{where}: {name} should be {expected}, came {came}: {owns}")
+
+
+def check_slices(attention_slices, f, dense, layer, t, rank, namespace):
+    # raise AssertionError naming the first of q, k, v, o that is not this rank's block, what it
+    # holds instead, and why
+    c = f.config
+    with plan_forbidden(namespace):
+        got = attention_slices(f, layer, t, rank)
+    shard = attention_shards(c.n_heads, c.n_kv_heads, c.head_dim, t)[rank]
+    a = dense.blocks[layer].attn
+    full = {name: getattr(a, name).weight for name in "qkvo"}
+    _compare(got, full, shard, f"t={t}, rank {rank}, layer {layer}")
+
+
+class ShapeFile:
+    """A stand-in for the model file of an attention with other head counts: `config` and
+    `tensor(name, rows=, cols=)` as `GGUFModelFile` has them, over seeded random weights (q, k,
+    v and o of every layer), so that the check knows every block. A range outside a tensor
+    raises (the file would cut it short silently: a shape the message could not explain)."""
+
+    def __init__(self, n_heads, n_kv_heads, head_dim, hidden=None, n_layers=3, seed=0):
+        self.config = Config(hidden=hidden or n_heads * head_dim, n_layers=n_layers,
+                             n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=head_dim)
+        self.seed = seed
+
+    def weights(self, layer: int) -> dict:
+        c, g = self.config, torch.Generator().manual_seed(1000 * self.seed + layer)
+        q, kv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+        shapes = {"q": (q, c.hidden), "k": (kv, c.hidden), "v": (kv, c.hidden), "o": (c.hidden, q)}
+        return {name: torch.randn(shape, generator=g) for name, shape in shapes.items()}
+
+    def tensor(self, name: str, rows=None, cols=None) -> torch.Tensor:
+        by_file = {f"blk.{i}.{FILE_TENSOR[k]}.weight": (i, k)
+                   for i in range(self.config.n_layers) for k in "qkvo"}
+        assert name in by_file, (f"f.tensor({name!r}): no such tensor here; the attention's are "
+                                 f"named like 'blk.0.attn_q.weight', 'blk.0.attn_output.weight'")
+        layer, short = by_file[name]
+        whole = self.weights(layer)[short]
+        for dim, span in enumerate((rows, cols)):
+            n = whole.shape[dim]
+            ok = span is None or (len(span) == 2 and 0 <= span[0] <= span[1] <= n)
+            assert ok, (f"f.tensor({name!r}, {('rows', 'cols')[dim]}={span!r}) is outside the "
+                        f"tensor's {n} {('rows', 'columns')[dim]} (shape {tuple(whole.shape)}): "
+                        f"work the ranges out from f.config, not from SmolLM2's numbers")
+        (r0, r1), (c0, c1) = rows or (0, whole.shape[0]), cols or (0, whole.shape[1])
+        return whole[r0:r1, c0:c1].clone()
+
+
+# (n_heads, n_kv_heads, head_dim, hidden or None: n_heads·head_dim, degrees): other models
+SHAPES = [
+    (8, 4, 16, None, (1, 2, 3, 4)),   # 4 groups on 3 ranks: 2 + 1 + 1 (not ceil(4/3) = 2 each)
+    (20, 5, 8, None, (2, 3, 4, 5)),   # 4 query heads per group; 5 groups on 4 ranks: 2 + 1 + 1 + 1
+    (12, 6, 8, None, (4, 5)),         # 6 groups on 4 ranks: 2 + 2 + 1 + 1
+    (6, 6, 8, None, (4,)),            # multi-head attention: one query head per KV head
+    (4, 2, 24, 80, (1, 2)),           # head_dim 24 set apart from hidden / n_heads = 20
+]
+SHAPE_LAYERS, SHAPE_SEED = (0, 2), 4   # SHAPE_SEED: the drawn models, the same every run
+
+
+def drawn_shapes(n=3, seed=SHAPE_SEED):
+    rng = random.Random(seed)
+    kvs = [rng.randint(2, 8) for _ in range(n)]
+    return [(kv * rng.randint(1, 4), kv, rng.choice((4, 8, 12)), None,
+             tuple(sorted(rng.sample(range(1, kv + 1), 2)))) for kv in kvs]
+
+
+def check_shapes(attention_slices, namespace):
+    # every rank of SHAPES and a few drawn models, layers SHAPE_LAYERS, against the plan
+    for k, (n_heads, n_kv, d, hidden, degrees) in enumerate(SHAPES + drawn_shapes()):
+        f = ShapeFile(n_heads, n_kv, d, hidden, seed=k)
+        model = (f"a model of {n_heads} query heads and {n_kv} KV heads of {d} (hidden "
+                 f"{f.config.hidden}; f a stand-in with f.config and f.tensor)")
+        for t in degrees:
+            plan = attention_shards(n_heads, n_kv, d, t)
+            for layer in SHAPE_LAYERS:
+                for rank in range(t):
+                    with plan_forbidden(namespace):
+                        got = attention_slices(f, layer, t, rank)
+                    _compare(got, f.weights(layer), plan[rank],
+                             f"{model}, t={t}, rank {rank}, layer {layer}")
 
 
 def logits_with_my_slices(attention_slices, f, layers, ids):
@@ -137,14 +234,34 @@ SLIPS = {  # what plausible wrong formulas give, to name the slip in the message
 
 
 def reference_ms(b, bw, n, us):
+    guard("tplab.checks.lesson04.reference_ms")   # raises while a check hides it, also reloaded
     return b / (bw * 1e9) * 1e3 + n * us / 1e3
 
 
-def check_formula(predict_ms_per_token):
+REFERENCE_FORBIDDEN = ("predict_ms_per_token called the check's own reference "
+                       "(tplab.checks.lesson04.reference_ms), which is the answer: write the "
+                       "formula from the two terms yourself")
+
+
+def drawn_formula_cases(n=3):
+    # points drawn when the check runs (from a seed nobody sees): a table of the fixed ones
+    # does not pass
+    rng = random.Random(os.urandom(8))
+    return [(rng.randint(10**6, 3 * 10**10), round(rng.uniform(1.0, 5000.0), 1),
+             rng.randint(0, 200), round(rng.uniform(0.5, 50.0), 2)) for _ in range(n)]
+
+
+def check_formula(predict_ms_per_token, namespace=None):
     # raise AssertionError at the first synthetic point where predict_ms_per_token is not the
-    # formula, naming the slip
-    for case in FORMULA_CASES:
-        want, got = reference_ms(*case), predict_ms_per_token(*case)
+    # formula, naming the slip; the reference raises while the learner's function runs
+    # (namespace: the notebook's globals, by default the function's own)
+    cases = FORMULA_CASES + drawn_formula_cases()
+    wants = [reference_ms(*case) for case in cases]
+    if namespace is None:
+        namespace = getattr(predict_ms_per_token, "__globals__", {})
+    with forbidden(namespace, {reference_ms: REFERENCE_FORBIDDEN}):
+        found = [predict_ms_per_token(*case) for case in cases]
+    for case, want, got in zip(cases, wants, found):
         assert isinstance(got, numbers.Real) and not isinstance(got, bool), (
             f"predict_ms_per_token{case} should return a number of milliseconds, {want:.6g}, came "
             f"{type(got).__name__} {got!r:.60}")

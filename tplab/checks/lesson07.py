@@ -9,7 +9,9 @@ groups back from `init_device_mesh("cpu", (pp, dp, tp))` on 8 real gloo ranks (o
 factorisations where the plausible orders differ), then with `tplab.mesh.Grid` on larger worlds
 no launch can afford (12, 16, 24 and 32 ranks, uneven degrees, the interview's 16 = 2·2·4)
 and on a few factorisations of 8..64 drawn when the check runs (so a table of the fixed cases
-does not pass), and it must refuse degrees whose product is not the world with a ValueError.
+does not pass), and it must refuse degrees whose product is not the world with a ValueError:
+also where floor division or a remainder would let them through (2·2·2 on 9 or 16 ranks, each
+drawn grid on one rank more).
 tplab.mesh's answers (Grid, new_groups, mesh_groups) are switched off while the learner's
 function runs (also reloaded: `forbid.guard`). A wrong grid is named by the slip it equals (dp
 fastest, pp fastest, ...) or by one wrong group and what is wrong with it, never by the whole
@@ -36,7 +38,9 @@ MESH_CASES = [(2, 2, 2), (2, 1, 4), (4, 2, 1), (1, 4, 2)]
 # larger worlds, pure arithmetic (world, dp, pp, tp): uneven degrees, 3 as a degree
 PURE_CASES = [(24, 2, 3, 4), (12, 3, 2, 2), (16, 4, 2, 2), (32, 2, 4, 4), (6, 1, 2, 3),
               (1, 1, 1, 1), (16, 2, 2, 4)]
-BAD_CASES = [(12, 2, 2, 2), (8, 2, 2, 1)]   # product 8 on 12 ranks; 4 on 8
+# degrees whose product is not the world: 8 on 12 ranks, 4 on 8; 8 on 9 and 6 on 7, which a test
+# by floor division (tp != world // (dp·pp)) lets through; 8 on 16, which world % product lets
+BAD_CASES = [(12, 2, 2, 2), (8, 2, 2, 1), (9, 2, 2, 2), (7, 1, 2, 3), (16, 2, 2, 2)]
 
 _NOT_YOURS = ("grid_groups called tplab.mesh.{}, which computes the answer the check compares "
               "with: work out the rank lists yourself")
@@ -159,15 +163,17 @@ def _problem(got, want, dp, pp, tp, where) -> str | None:
 def check_grid_groups(fn, namespace, mesh: dict | None = None) -> dict:
     """`fn(world, dp, pp, tp)` equals DeviceMesh's groups on 8 ranks for MESH_CASES (`mesh`:
     already gathered, else one launch), Grid's for PURE_CASES, and raises ValueError for
-    BAD_CASES; a few grids drawn now are checked like PURE_CASES. Returns {(dp, pp, tp): the
-    learner's groups} for MESH_CASES."""
+    BAD_CASES and each drawn grid on one rank more; a few grids drawn now are checked like
+    PURE_CASES. Returns {(dp, pp, tp): the learner's groups} for MESH_CASES."""
     answers = {f: _NOT_YOURS.format(f.__name__) for f in (Grid, mesh_groups, new_groups)}
     pure_cases = PURE_CASES + drawn_cases()
+    # each drawn grid on one rank more: floor division would still find its tp
+    bad_cases = BAD_CASES + [(world + 1, dp, pp, tp) for world, dp, pp, tp in pure_cases[-3:]]
     with forbidden(namespace, answers):
         mine = {case: fn(8, *case) for case in MESH_CASES}
         pure = {case: fn(*case) for case in pure_cases}
         refused = {}
-        for case in BAD_CASES:
+        for case in bad_cases:
             try:
                 fn(*case)
                 refused[case] = None

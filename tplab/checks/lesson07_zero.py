@@ -2,12 +2,13 @@
 out: reduce-scatter the gradients (averaged), AdamW on this rank's shard only, all-gather.
 
 Why three separate checks in one launch: each catches what the others cannot.
-* **Numbers.** On 3 ranks, two models in the same launch: P = 37 parameters (the last shard
-  padded) and P = 36 (divisible: ceil(P/N) = 12, where floor(P/N) + 1 = 13 is wrong), each
-  rank's own gradient per step; after 3 steps (the learning rate changed after the first, as a
-  scheduler would) every rank's parameters must equal one-process `torch.optim.AdamW` fed the
-  ranks' *average* gradient, within 1e-6. Three ranks, not two: dividing by 2, or a shard size
-  copied from an example, gives other numbers. AdamW's eps is 0.1, large beside the
+* **Numbers.** On 3 ranks, then on 4 (a launch each), two models per launch: P = 37 parameters
+  (the last shard padded) and P = 36 (divisible: ceil(36/3) = 12 and ceil(36/4) = 9, where
+  floor(P/N) + 1 is wrong), each rank's own gradient per step; after 3 steps (the learning rate
+  changed after the first, as a scheduler would) every rank's parameters must equal one-process
+  `torch.optim.AdamW` fed the ranks' *average* gradient, within 1e-6. Two world sizes, neither
+  2: dividing by 2, a world size typed in, or a shard size copied from an example gives other
+  numbers in one of them. AdamW's eps is 0.1, large beside the
   gradients: with the usual 1e-8 Adam's step hardly depends on the gradient's scale, and sums
   would pass. Sums instead of averages, a forgotten all-gather, a shard off by one: all give
   other numbers.
@@ -36,13 +37,15 @@ import torch.distributed as dist
 
 from tplab import comm
 from tplab.checks.forbid import forbidden
+from tplab.ranks.errors import WorkerError
 from tplab.ranks.launcher import launch
 from tplab.zero import ShardedOptimizer, optimizer_state_bytes
 
-__all__ = ["P", "SIZES", "WORLD", "STEPS", "ADAMW", "LATER_LR", "initial_params", "rank_grad",
-           "reference_params", "held", "check_zero1"]
+__all__ = ["P", "SIZES", "WORLD", "WORLDS", "STEPS", "ADAMW", "LATER_LR", "initial_params",
+           "rank_grad", "reference_params", "held", "check_zero1"]
 
 P, WORLD, STEPS = 37, 3, 3
+WORLDS = (WORLD, 4)       # one launch each: a world size typed in fails the other
 SIZES = (37, 36)          # the models of one launch: padded (37 = 3·13 - 2), divisible (36 = 3·12)
 # eps large beside the gradients (of order 1): Adam's step m/(sqrt(v) + eps) is otherwise blind
 # to the gradient's scale, and a sum over the ranks would pass for their average
@@ -160,7 +163,7 @@ def _on_rank(zero_cls):
     return [_one_model(zero_cls, p) for p in SIZES]
 
 
-def _traffic_problem(traffic, shard) -> str | None:
+def _traffic_problem(traffic, shard, world) -> str | None:
     for step, summary in enumerate(traffic):
         ops = {op: v for op, v in summary.items() if op != "wait"}
         rs = {op: v for op, v in ops.items() if op in RS_OPS}
@@ -177,21 +180,21 @@ def _traffic_problem(traffic, shard) -> str | None:
                                                          if ag_calls == 0 else ""))
         rs_bytes = sum(v["bytes"] for v in rs.values())
         ag_bytes = sum(v["bytes"] for v in ag.values())
-        if (rs_bytes, ag_bytes) != (4 * shard * WORLD, 4 * shard):
+        if (rs_bytes, ag_bytes) != (4 * shard * world, 4 * shard):
             return (f"step {step}: the reduce-scatter handed in {rs_bytes} B and the all-gather "
-                    f"{ag_bytes} B; expected the padded gradient, {WORLD}·{shard} fp32 = "
-                    f"{4 * shard * WORLD} B, and one shard, {4 * shard} B (shards of "
+                    f"{ag_bytes} B; expected the padded gradient, {world}·{shard} fp32 = "
+                    f"{4 * shard * world} B, and one shard, {4 * shard} B (shards of "
                     f"ceil(P/N) = {shard}, the last padded when N does not divide P)")
     return None
 
 
-def _numbers_problem(got, want, rank, p, shard) -> str | None:
+def _numbers_problem(got, want, rank, p, shard, world) -> str | None:
     for step in range(STEPS):
         error = (got["after"][step] - want[step]).abs()
         if error.max() > 1e-6:
             where = torch.nonzero(error > 1e-6).flatten().tolist()
             mine = [i for i in where if rank * shard <= i < (rank + 1) * shard]
-            return (f"P = {p} on {WORLD} ranks, rank {rank}, after step {step + 1}: parameters "
+            return (f"P = {p} on {world} ranks, rank {rank}, after step {step + 1}: parameters "
                     f"differ from one-process AdamW on the average gradient (max error "
                     f"{error.max():.2e}) at indices {where[:12]}{' ...' if len(where) > 12 else ''}"
                     + (" (none in this rank's shard: are the other shards gathered back?)"
@@ -200,52 +203,71 @@ def _numbers_problem(got, want, rank, p, shard) -> str | None:
     return None
 
 
-def _memory_problem(got, rank, p, shard) -> str | None:
+def _memory_problem(got, rank, p, shard, world) -> str | None:
+    where = f"P = {p} on {world} ranks, rank {rank}"
     if not got["has_optimizer"]:
         return ("your class should keep its torch optimizer as `self.optimizer` (the check "
                 "counts its state)")
     if got["state_numbers"] > 2 * shard:
-        return (f"P = {p}, rank {rank}: the {got['optimizers']} torch optimizer(s) your object "
-                f"holds keep {got['state_numbers']} numbers of state; ZeRO-1 keeps 2 per element "
-                f"of its shard only, 2·{shard} = {2 * shard}. The parameters can come out right "
+        return (f"{where}: the {got['optimizers']} torch optimizer(s) your object holds keep "
+                f"{got['state_numbers']} numbers of state; ZeRO-1 keeps 2 per element of its "
+                f"shard only, 2·{shard} = {2 * shard}. The parameters can come out right "
                 f"while each rank keeps the whole model's optimizer state: that saves no memory "
                 f"(plain data parallelism, not ZeRO)")
     if got["own_state_numbers"] != 2 * shard:
-        return (f"P = {p}, rank {rank}: self.optimizer holds {got['own_state_numbers']} numbers "
-                f"of state after {STEPS} steps; AdamW stepping this rank's shard holds 2·{shard} "
+        return (f"{where}: self.optimizer holds {got['own_state_numbers']} numbers of state "
+                f"after {STEPS} steps; AdamW stepping this rank's shard holds 2·{shard} "
                 f"= {2 * shard} (momentum and variance): run self.optimizer on the shard, it "
                 f"does the update")
-    limit = 4 * (p + WORLD * shard + 4 * shard) + SCALAR_ALLOWANCE
+    limit = 4 * (p + world * shard + 4 * shard) + SCALAR_ALLOWANCE
     if got["held_bytes"] > limit:
-        return (f"P = {p}, rank {rank}: your object holds {got['held_bytes']} B of tensors "
-                f"between steps; ZeRO-1 needs at most {limit} B: the parameters ({p}), one "
-                f"padded buffer ({WORLD}·{shard}), the shard, its gradient and its AdamW state "
+        return (f"{where}: your object holds {got['held_bytes']} B of tensors between steps; "
+                f"ZeRO-1 needs at most {limit} B: the parameters ({p}), one "
+                f"padded buffer ({world}·{shard}), the shard, its gradient and its AdamW state "
                 f"({shard} each), fp32, and {SCALAR_ALLOWANCE} B of scalars. Keeping state for "
                 f"every parameter saves no memory (make the padded gradient inside step)")
     return None
 
 
+def _launch(zero_cls, world: int) -> list:
+    """Every rank's results on `world` ranks. A failure on another world than WORLD's, which
+    ran without one first, is the learner's world size typed in: said so, as a failed check."""
+    try:
+        return launch(_on_rank, world, zero_cls, backend="gloo", timeout=60)
+    except WorkerError as error:
+        if world == WORLD:
+            raise
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AssertionError(
+            f"on {world} ranks your Zero1 failed ({first:.300}), after running without error "
+            f"on {WORLD}: N is the world's size, dist.get_world_size(), not a number typed in"
+        ) from error
+
+
 def check_zero1(zero_cls, namespace) -> dict:
-    """Run `zero_cls(flat, **ADAMW)` and its `.step(flat_grad)` on WORLD ranks (one gloo launch)
-    for each P in SIZES, STEPS steps (ShardedOptimizer switched off), and require: parameters
-    equal to one-process AdamW, every optimizer the object holds keeping 2·ceil(P/N) numbers of
-    state at most and all its tensors within the bound, one reduce-scatter and one all-gather
-    per step with exact bytes. Returns the first model's per-rank results ("results"), every
-    model's ("cases"), and its shard size."""
+    """Run `zero_cls(flat, **ADAMW)` and its `.step(flat_grad)` on each world of WORLDS (one gloo
+    launch each) for each P in SIZES, STEPS steps (ShardedOptimizer switched off), and require:
+    parameters equal to one-process AdamW, every optimizer the object holds keeping 2·ceil(P/N)
+    numbers of state at most and all its tensors within the bound, one reduce-scatter and one
+    all-gather per step with exact bytes. Returns, on WORLD ranks, the first model's per-rank
+    results ("results"), every model's ("cases"), and its shard size."""
     with forbidden(namespace, {ShardedOptimizer: _NOT_YOURS}):
-        per_rank = launch(_on_rank, WORLD, zero_cls, backend="gloo", timeout=60)
-    for k, p in enumerate(SIZES):
-        want, shard = reference_params(WORLD, p), math.ceil(p / WORLD)
-        for rank, models in enumerate(per_rank):
-            problem = _numbers_problem(models[k], want, rank, p, shard)
-            assert problem is None, problem
-    for k, p in enumerate(SIZES):
-        shard = math.ceil(p / WORLD)
-        for rank, models in enumerate(per_rank):
-            problem = _memory_problem(models[k], rank, p, shard)
-            assert problem is None, problem
-            problem = _traffic_problem(models[k]["traffic"], shard)
-            assert problem is None, f"P = {p}, rank {rank}: {problem}"
+        runs = {world: _launch(zero_cls, world) for world in WORLDS}
+    for world, per_rank in runs.items():
+        for k, p in enumerate(SIZES):
+            want, shard = reference_params(world, p), math.ceil(p / world)
+            for rank, models in enumerate(per_rank):
+                problem = _numbers_problem(models[k], want, rank, p, shard, world)
+                assert problem is None, problem
+    for world, per_rank in runs.items():
+        for k, p in enumerate(SIZES):
+            shard = math.ceil(p / world)
+            for rank, models in enumerate(per_rank):
+                problem = _memory_problem(models[k], rank, p, shard, world)
+                assert problem is None, problem
+                problem = _traffic_problem(models[k]["traffic"], shard, world)
+                assert problem is None, f"P = {p} on {world} ranks, rank {rank}: {problem}"
+    per_rank = runs[WORLD]
     return {"results": [models[0] for models in per_rank],
             "cases": {p: [models[k] for models in per_rank] for k, p in enumerate(SIZES)},
             "reference": reference_params(WORLD, P), "shard": math.ceil(P / WORLD)}
