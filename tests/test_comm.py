@@ -308,3 +308,51 @@ def _traced_from_another_thread():
 
 def test_trace_counts_the_calls_of_every_thread_of_the_rank():
     assert tplab.launch(_traced_from_another_thread, 1) == [1]
+
+
+def _every_route():
+    """One all-reduce by each route a learner could take to torch's, traced; what was counted,
+    and whether everything was put back afterwards."""
+    from torch._C._distributed_c10d import ProcessGroup
+    from torch.distributed import distributed_c10d as c10d
+
+    from tplab.comm import hooks
+
+    bound_early, method = dist.all_reduce, vars(ProcessGroup)["allreduce"]
+    x, counted = torch.ones(4), {}
+    routes = {"distributed_c10d": lambda: c10d.all_reduce(x),
+              "bound before the trace": lambda: bound_early(x),
+              "__wrapped__": lambda: dist.all_reduce.__wrapped__(x),
+              "process group method": lambda: dist.group.WORLD.allreduce([x]).wait(),
+              "broadcast_object_list (its inner broadcasts once)":
+                  lambda: dist.broadcast_object_list([1], src=0),
+              "tplab.comm.all_reduce (reports itself once)": lambda: comm.all_reduce(x)}
+    for name, route in routes.items():
+        with comm.trace() as t:
+            route()
+        counted[name] = t.count()
+    with comm.trace() as t:
+        try:
+            with hooks.quiet():
+                dist.all_reduce(x)
+            refused = False
+        except RuntimeError as e:
+            refused = "tplab's own" in str(e)
+    restored = (dist.all_reduce is bound_early and c10d.all_reduce is bound_early
+                and vars(ProcessGroup)["allreduce"] is method)
+    return counted, refused and t.count() == 0, restored
+
+
+def test_the_tracer_sees_every_route_to_torch_and_learners_cannot_quiet_it():
+    for counted, refused, restored in tplab.launch(_every_route, 2):
+        assert counted == {name: 1 for name in counted}, counted
+        assert refused and restored
+
+
+def test_quiet_is_refused_outside_tplab():
+    from tplab.comm import hooks
+
+    with pytest.raises(RuntimeError, match="tplab's own"):
+        with hooks.quiet():
+            pass
+    assert hooks._state.quiet == 0

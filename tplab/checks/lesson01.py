@@ -5,12 +5,13 @@ and the α–β model's formulas, exactly and against gloo's measured all-reduce
 `ring_problem` names the first thing wrong in what the ranks returned (a collective used, a
 wrong element and the chunk it sits in, the count of messages or bytes). `check_formulas`
 compares the learner's `predict_time` and `latency_bound_below` with `tplab.comm.cost` at
-synthetic points, with `tplab.comm.cost` switched off meanwhile so it cannot be called;
+synthetic points, with `tplab.comm.cost`'s formulas and lesson01_scale's references hidden
+meanwhile (`tplab.checks.forbid`, under every name: one imported before the check too), so
+that calling them is no answer;
 `time_gloo` and `prediction_problem` compare predictions with measured times.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 
@@ -18,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from tplab import comm
+from tplab.checks.forbid import forbidden
 from tplab.comm import cost
 from tplab.timing import median, time_calls
 
@@ -137,23 +139,20 @@ _COST_NAMES = ["point_to_point_time", "ring_all_reduce_time", "all_gather_time",
                "reduce_scatter_time", "crossover_bytes", "fit_alpha_beta"]
 
 
-@contextlib.contextmanager
-def without_tplab_cost():
-    """tplab.comm.cost's formulas refuse to run while the learner's functions are called: they
-    must write them themselves. Yields a list that is non-empty if one was called."""
-    saved, used = {name: getattr(cost, name) for name in _COST_NAMES}, []
+USED = ("predict_time or latency_bound_below called {ref}, one of the formulas the check "
+        "compares with: write the formulas yourself")
 
-    def refuse(*args, **kwargs):
-        used.append(True)
-        raise RuntimeError("tplab.comm.cost is off during this check: write the formula yourself")
 
-    for name in _COST_NAMES:
-        setattr(cost, name, refuse)
-    try:
-        yield used
-    finally:
-        for name, function in saved.items():
-            setattr(cost, name, function)
+def _answers() -> dict:
+    """{reference: message}: tplab.comm.cost's formulas and lesson 01.3's references
+    (`tplab.checks.lesson01_scale`), which `check_formulas` hides while the learner's functions
+    run, under every name (one imported before the check included: `tplab.checks.forbid`)."""
+    from tplab.checks import lesson01_scale as scale
+
+    refs = {getattr(cost, name): f"tplab.comm.cost.{name}" for name in _COST_NAMES}
+    refs.update({fn: f"tplab.checks.lesson01_scale.{fn.__name__}"
+                 for fn in (scale.flat_ring, scale._half, scale.hierarchical)})
+    return {fn: USED.format(ref=ref) for fn, ref in refs.items()}
 
 
 def check_formulas(predict_time, latency_bound_below) -> None:
@@ -162,20 +161,14 @@ def check_formulas(predict_time, latency_bound_below) -> None:
     points = [(name, N, n, alpha, beta) for alpha, beta in MACHINES for name in REFERENCE
               for n in (1, 2, 3, 4, 8, 64) for N in (0, 4, 2304, 1 << 20, 3 * 10**9)]
     crossings = [(n, alpha, beta) for alpha, beta in MACHINES if beta > 0 for n in (2, 3, 4, 8)]
-    with without_tplab_cost() as used:
+    with forbidden(getattr(predict_time, "__globals__", {}), _answers()):
+        predicted = [predict_time(*point) for point in points]
+        bounds = [latency_bound_below(*c) for c in crossings]
         try:
-            predicted = [predict_time(*point) for point in points]
-            bounds = [latency_bound_below(*c) for c in crossings]
-            try:
-                predict_time("all_to_everyone", 1024, 2, 1e-6, 1e-9)
-                raised = False
-            except ValueError:
-                raised = True
-        except RuntimeError:
-            if not used:
-                raise
-    assert not used, ("your functions called tplab.comm.cost: write the formulas yourself (the "
-                      "checks compare with it)")
+            predict_time("all_to_everyone", 1024, 2, 1e-6, 1e-9)
+            raised = False
+        except ValueError:
+            raised = True
     for (name, N, n, alpha, beta), got in zip(points, predicted):
         want = REFERENCE[name](N, n, alpha, beta)
         assert isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-9,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from tplab import hardware
-from tplab.checks.forbid import forbidden
+from tplab.checks.forbid import forbidden, guard
 
 __all__ = ["flat_ring", "hierarchical", "check_scale", "stated_times", "stated_parts"]
 
@@ -36,17 +36,20 @@ _NBYTES, _NODES, _GPUS_PER_NODE = 7e9 * 2, 64, 8
 def flat_ring(nbytes: float, n: int, alpha: float, bandwidth: float) -> float:
     """Seconds for a ring all-reduce of nbytes per rank over n ranks whose slowest link moves
     `bandwidth` bytes/s."""
+    guard("tplab.checks.lesson01_scale.flat_ring")   # hidden while a learner's function runs
     return 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes / bandwidth
 
 
 def _half(nbytes: float, n: int, alpha: float, bandwidth: float) -> float:
     """Reduce-scatter (or all-gather) of a whole tensor of nbytes over n ranks, by a ring."""
+    guard("tplab.checks.lesson01_scale._half")
     return (n - 1) * alpha + (n - 1) / n * nbytes / bandwidth
 
 
 def hierarchical(nbytes: float, nodes: int, gpus_per_node: int, intra, inter) -> float:
     """Seconds for reduce-scatter in the node, all-reduce of each GPU's 1/g across the nodes,
     all-gather in the node; intra and inter are (alpha, bandwidth) pairs."""
+    guard("tplab.checks.lesson01_scale.hierarchical")
     g = gpus_per_node
     return (2 * _half(nbytes, g, *intra)
             + flat_ring(nbytes / g, nodes, *inter))

@@ -16,8 +16,8 @@ Who reports:
   once each, whichever route did the work (`call.impl` says which);
 * calls made straight to torch.distributed (`dist.all_reduce`, `dist.send`, ...), which
   learners and exercise checks make (`call.direct` is True). While a subscriber wants those
-  (`direct=True`, the default), the functions in `DIRECT` are wrapped in torch.distributed's
-  namespace, in this process only, and put back when the last such subscriber leaves. So use
+  (`direct=True`, the default), the functions in `DIRECT` are wrapped (`hooks_torch`; below), in
+  this process only, and put back when the last such subscriber leaves. So use
   it inside the function you launch: each rank reports its own calls.
 
 An asynchronous call (`async_op=True`, `isend`, `irecv`) reports "start" when launched and "end"
@@ -27,41 +27,39 @@ future). It hands back the Work wrapped so that a `.wait()` on it reports "wait"
 wrapper forwards everything else to the Work. On NCCL the future completes once the work is
 *queued* on the GPU, so there "end" is not the GPU's finishing time (CUDA events give that).
 
+Every route to torch's collectives is seen, not only the name `torch.distributed.all_reduce`
+(a check that counts a learner's traffic must not be fooled by another spelling of the same
+call): the functions are wrapped under both their names, `torch.distributed` and
+`torch.distributed.distributed_c10d`, and a call that reaches a process group's own methods
+(`ProcessGroup.allreduce`, ...) some other way (a name bound before the wrapping,
+`dist.all_reduce.__wrapped__`, `dist.group.WORLD.allreduce`) is reported there, by the process
+group's method name mapped to torch.distributed's (`PG_OPS`). A call reports once: what a
+reported call makes inside it (`broadcast_object_list`'s broadcasts) is not reported again, nor
+is what tplab's own code reaches the process group with (tplab.comm reports its collectives
+itself). Not seen: PyTorch's functional collectives (DTensor's route, `torch.ops`), which do not
+pass through Python (lesson 03 counts those with DTensor's `CommDebugMode`).
+
 A subscription is process-wide: it hears the collectives of every thread of the process, not
 only of the thread that subscribed (so the tracer counts them all; `quiet()` is the one
-per-thread switch). Subscribers are called on whatever thread made or completed the call (an
-async completion: gloo's own thread), so they must be quick and thread-safe; one that raises
-is reported once as a warning and the collective goes on. With nobody subscribed the cost is a
-truth test per tplab collective, and torch.distributed is left untouched.
+per-thread switch, and only tplab's own code may use it: a learner's `with hooks.quiet():`
+raises, so it cannot hide traffic from a check). Subscribers are called on whatever thread
+made or completed the call (an async completion: gloo's own thread), so they must be quick and
+thread-safe; one that raises is reported once as a warning and the collective goes on. With
+nobody subscribed the cost is a truth test per tplab collective, and torch.distributed is left
+untouched.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import inspect
+import sys
 import threading
 import time
 import warnings
 
-import torch
-import torch.distributed as dist
+from tplab.comm.hooks_torch import DIRECT, PG_OPS, from_tplab, unwrap_torch, wrap_torch
 
 __all__ = ["Collective", "Subscription", "TrackedWork", "subscribe", "quiet", "begin", "end",
-           "track", "DIRECT"]
-
-# torch.distributed functions reported when called directly -> the parameter whose tensor(s) we
-# count: the tensor this rank contributes (for scatter, the one it receives); None: no tensor
-DIRECT = {
-    "all_reduce": "tensor", "broadcast": "tensor", "reduce": "tensor",
-    "send": "tensor", "recv": "tensor", "isend": "tensor", "irecv": "tensor",
-    "all_gather": "tensor", "all_gather_into_tensor": "input_tensor",
-    "reduce_scatter": "input_list", "reduce_scatter_tensor": "input",
-    "reduce_scatter_single": "input", "all_gather_single": "input_tensor",
-    "all_to_all": "input_tensor_list", "all_to_all_single": "input",
-    "gather": "tensor", "scatter": "tensor",
-    "barrier": None, "all_gather_object": None, "broadcast_object_list": None,
-}
-
+           "track", "DIRECT", "PG_OPS"]
 
 @dataclasses.dataclass(eq=False, slots=True)  # compared and hashed by identity: one per call
 class Collective:
@@ -74,6 +72,9 @@ class Collective:
     group: object = None
     start: float = 0.0
     end: float | None = None  # None until it completed
+    # a torch.distributed call's arguments by parameter name (a check may look at what the call
+    # carried, or change it at "start" or "end"); None for tplab's and process-group calls
+    arguments: dict | None = None
 
 
 class Subscription:
@@ -89,7 +90,7 @@ class Subscription:
                 subscribers.remove(self)
                 _snapshot = tuple(subscribers)
                 if self.direct and not any(s.direct for s in subscribers):
-                    _unwrap_torch()
+                    unwrap_torch()
 
     def __enter__(self) -> Subscription:
         return self
@@ -100,11 +101,12 @@ class Subscription:
 
 subscribers: list[Subscription] = []  # changed in place only, so tplab.comm can hold it
 _snapshot: tuple[Subscription, ...] = ()  # the same, for _notify to loop over while it changes
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a subscriber told under it may subscribe
 
 
 class _ThreadState(threading.local):
-    quiet = 0  # how many quiet() blocks this thread is in (a class default: no AttributeError)
+    quiet = 0   # how many quiet() blocks this thread is in (a class default: no AttributeError)
+    inside = 0  # how many reported torch calls this thread is inside (their inner calls: silent)
 
 
 _state = _ThreadState()
@@ -117,28 +119,38 @@ def subscribe(callback, direct: bool = True) -> Subscription:
     subscription = Subscription(callback, direct)
     with _lock:
         if direct and not any(s.direct for s in subscribers):
-            _wrap_torch()
+            wrap_torch(sys.modules[__name__])
         subscribers.append(subscription)
         _snapshot = tuple(subscribers)
     return subscription
 
 
-@contextlib.contextmanager
-def quiet():
-    """Calls this thread makes inside the block report nothing (tplab's own set-up)."""
-    _state.quiet += 1
-    try:
-        yield
-    finally:
+QUIET_REFUSED = ("tplab.comm.hooks.quiet() is for tplab's own set-up calls: all the "
+                 "communication your code makes is counted; make the calls the exercise asks for")
+
+
+class quiet:
+    """Calls this thread makes inside the block report nothing (tplab's own set-up). Refused
+    (RuntimeError) when entered from anything but tplab's code: a check's trace must see every
+    call a learner's function makes."""
+
+    def __enter__(self) -> quiet:
+        if not from_tplab(sys._getframe(1)):
+            raise RuntimeError(QUIET_REFUSED)
+        _state.quiet += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
         _state.quiet -= 1
 
 
 def begin(op: str, nbytes: int, impl: str, group=None, async_op: bool = False,
-          direct: bool = False) -> Collective | None:
+          direct: bool = False, arguments: dict | None = None) -> Collective | None:
     """Report a call starting; returns its record for `end` or `track` (None: nobody listens)."""
     if not subscribers or _state.quiet:
         return None
-    call = Collective(op, int(nbytes), impl, async_op, direct, group, time.perf_counter())
+    call = Collective(op, int(nbytes), impl, async_op, direct, group, time.perf_counter(),
+                      arguments=arguments)
     _notify("start", call)
     return call
 
@@ -148,12 +160,13 @@ def end(call: Collective | None) -> None:
     if call is None or call.end is not None:
         return
     if call.async_op:
-        with _lock:
-            if call.end is not None:
+        with _lock:  # held while notifying: a .wait() on another thread returns after "end" is
+            if call.end is not None:  # told (a subscriber may change the result at "end")
                 return
             call.end = time.perf_counter()
-    else:  # only the calling thread gets here
-        call.end = time.perf_counter()
+            _notify("end", call)
+        return
+    call.end = time.perf_counter()  # only the calling thread gets here
     _notify("end", call)
 
 
@@ -196,59 +209,3 @@ def _notify(kind: str, call: Collective) -> None:
                 warnings.warn(f"tplab.comm.hooks: subscriber {subscription.callback!r} raised "
                               f"{exc!r} on {kind} of {call.op}; the collective went on",
                               stacklevel=2)
-
-
-def _payload_bytes(value) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, (list, tuple)):
-        return sum(_payload_bytes(v) for v in value)
-    return 0
-
-
-_originals: dict[str, object] = {}
-
-
-def _wrap_torch() -> None:
-    for name, payload in DIRECT.items():
-        original = getattr(dist, name)
-        _originals[name] = original
-        setattr(dist, name, _reporting(name, original, payload))
-
-
-def _unwrap_torch() -> None:
-    for name, original in _originals.items():
-        # put back only our own wrapper (not one somebody patched over it since)
-        if getattr(getattr(dist, name), "__wrapped__", None) is original:
-            setattr(dist, name, original)
-    _originals.clear()
-
-
-def _reporting(name: str, original, payload: str | None):
-    """`original` (a torch.distributed function), reporting to direct subscribers."""
-    parameters = list(inspect.signature(original).parameters)
-
-    def argument(args, kwargs, parameter, default=None):
-        if parameter not in parameters:
-            return default
-        at = parameters.index(parameter)
-        return args[at] if len(args) > at else kwargs.get(parameter, default)
-
-    always_async = name in ("isend", "irecv")
-
-    def reported(*args, **kwargs):
-        if not any(s.direct for s in subscribers) or _state.quiet:
-            return original(*args, **kwargs)
-        nbytes = _payload_bytes(argument(args, kwargs, payload)) if payload else 0
-        async_op = always_async or bool(argument(args, kwargs, "async_op", False))
-        call = begin(name, nbytes, "torch", argument(args, kwargs, "group"), async_op, direct=True)
-        result = original(*args, **kwargs)
-        if not async_op:
-            end(call)
-            return result
-        return track(call, result)
-
-    reported.__wrapped__ = original
-    reported.__name__ = reported.__qualname__ = name
-    reported.__doc__ = original.__doc__
-    return reported
