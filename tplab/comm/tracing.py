@@ -7,8 +7,9 @@ The tracer checks those formulas against what the code actually did. It is a sub
 block, the calls made straight to `torch.distributed`, in this process only, so use it inside
 the function you launch: each rank counts its own calls. It counts the calls of *every thread*
 of the process, not only of the thread that opened the block (tplab's earlier tracer counted
-the opening thread's alone): a helper thread's collectives are the rank's traffic too. To
-leave some calls out, make them inside `hooks.quiet()`, which is per thread.
+the opening thread's alone): a helper thread's collectives are the rank's traffic too.
+tplab's own code leaves its internal calls out with `hooks.quiet()` (per thread); a learner's
+code cannot: `quiet()` refuses callers outside tplab, so a graded answer cannot hide traffic.
 
     with tplab.comm.trace() as t:
         dist.all_reduce(x)

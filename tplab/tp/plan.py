@@ -22,6 +22,7 @@ import math
 
 import torch
 
+from tplab.checks.forbid import guard  # exercise 04.1's check hides the plan, even reloaded
 from tplab.layers.heads import kv_of_heads
 from tplab.tp.split import shard_range, shard_sizes
 
@@ -35,6 +36,7 @@ def head_plan(n_heads: int, n_kv_heads: int, parts: int) -> list[dict]:
     replicated. Beyond that, query heads are divided and each rank keeps a copy of the
     KV heads its query heads read (KV heads replicated).
     """
+    guard("tplab.tp.plan.head_plan")
     kv_of = kv_of_heads(n_heads, n_kv_heads)  # the dense map: query head j reads KV head kv_of[j]
     if not 1 <= parts <= n_heads:
         raise ValueError(f"tensor-parallel degree {parts} does not fit {n_heads} attention heads: "
@@ -98,6 +100,7 @@ class AttentionShard:
 def attention_shards(n_heads: int, n_kv_heads: int, head_dim: int,
                      parts: int) -> list[AttentionShard]:
     """Per rank: its heads (`head_plan`) as slices of W_q, W_k, W_v (rows) and W_o (columns)."""
+    guard("tplab.tp.plan.attention_shards")
     plans, kv_of = head_plan(n_heads, n_kv_heads, parts), kv_of_heads(n_heads, n_kv_heads)
     q_sizes = tuple((p["q"][1] - p["q"][0]) * head_dim for p in plans)
     # a rank's map is its query heads' part of the dense one, numbered from its first KV head
@@ -167,6 +170,7 @@ def tensor_shapes(config) -> dict[str, tuple[int, ...]]:
 def shard_plan(config, parts: int) -> list[RankPlan]:
     """Per rank of `parts`: what it holds of a model with this config (SmolLM2's `Config`, or
     any object with n_heads, n_kv_heads, head_dim, hidden, ffn, vocab_size, n_layers)."""
+    guard("tplab.tp.plan.shard_plan")
     heads = attention_shards(config.n_heads, config.n_kv_heads, config.head_dim, parts)
     mlps = mlp_shards(config.ffn, parts)
     vocab_sizes = tuple(shard_sizes(config.vocab_size, parts))
