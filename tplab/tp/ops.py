@@ -20,11 +20,13 @@ import torch
 import torch.distributed as dist
 
 from tplab import comm
+from tplab.checks.forbid import guard  # exercise 03's checks hide these, even subclassed
 
 
 class _CopyToParallel(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, group):
+        guard("tplab.tp.ops._CopyToParallel")
         ctx.group = group
         return x.view_as(x)
 
@@ -36,6 +38,7 @@ class _CopyToParallel(torch.autograd.Function):
 class _ReduceFromParallel(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, group):
+        guard("tplab.tp.ops._ReduceFromParallel")
         return comm.all_reduce(x.clone(), group)
 
     @staticmethod

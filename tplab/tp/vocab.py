@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tplab import comm
+from tplab.checks.forbid import guard  # exercise 03's checks hide these, even subclassed
 from tplab.tp.ops import reduce_from_parallel
 from tplab.tp.split import shard_range, shard_sizes
 
@@ -46,6 +47,7 @@ class VocabParallelEmbedding(nn.Module):
 class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, target, start, group):
+        guard("tplab.tp.vocab._VocabParallelCrossEntropy")
         logits = logits.float()
         top = logits.max(dim=-1).values
         comm.all_reduce(top, group, op="max")
