@@ -12,7 +12,10 @@ dynamic, FIFO by position instead of arrival, SJF choosing among requests not ye
 arrival at t not counted at t, contiguous blocks of floor(n/w) or numpy's array_split, idle
 workers taken longest-idle or earliest-free first instead of lowest index), naming the slip.
 `check_against_serve` runs `tplab.serve.serve` on `SleepEngine` workers and requires the
-learner's prediction of who ran what, and when, to match the measured records.
+learner's prediction of who ran what, and when, to match the measured records. While the
+learner's function runs, the answers it could hand over raise, however they are held: the
+reference here and tplab.serve's own rule (`Scheduler`, which `serve` and `serve_ray` run);
+both call `forbid.guard` first, so a copy kept in a dict or a subclass made earlier raises too.
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ import math
 import numbers
 from collections import deque
 
-from tplab.checks.forbid import forbidden
-from tplab.serve import Request, SleepEngine, serve, static_shares
+from tplab.checks.forbid import forbidden, guard
+from tplab.serve import Request, Scheduler, SleepEngine, serve, serve_ray, static_shares
 from tplab.serve.workload import draw_lengths
 
 __all__ = ["reference_schedule", "CASES", "check_schedules", "check_against_serve",
@@ -50,10 +53,13 @@ UNIT_S = 0.05   # seconds per unit of length in the run (SleepEngine's per-token
 
 _NOT_YOURS = ("{} called tplab.checks.lesson06.reference_schedule, the answer the check compares "
               "with: simulate the pool yourself")
+_NOT_POOL = ("{} used tplab.serve's {}, the pool's own dispatch rule, which the check compares "
+             "with: simulate the pool yourself, on your own clock")
 
 
 def reference_schedule(lengths, workers, policy="dynamic", order="fifo", arrivals=None):
     """[(worker, start, finish)] per request, in whole units, as tplab.serve.pool schedules."""
+    guard("tplab.checks.lesson06.reference_schedule")  # hidden also when held in a dict
     n = len(lengths)
     arrivals = [0] * n if arrivals is None else list(arrivals)
     if policy == "dynamic":
@@ -82,6 +88,7 @@ def reference_schedule(lengths, workers, policy="dynamic", order="fifo", arrival
 
 def makespan(schedule, arrivals=None) -> float:
     """Last finish minus first submission."""
+    guard("tplab.checks.lesson06.makespan")  # exercise 06.3's check hides it
     first = min(arrivals) if arrivals else 0
     return max(f for _, _, f in schedule) - first
 
@@ -147,7 +154,10 @@ def _pairs(started):
 
 def learner_schedules(fn, namespace, cases=CASES) -> list:
     """The learner's schedules for `cases`, with the reference switched off while they run."""
-    answers = {reference_schedule: _NOT_YOURS.format(getattr(fn, "__name__", "your function"))}
+    name = getattr(fn, "__name__", "your function")
+    answers = {reference_schedule: _NOT_YOURS.format(name),
+               **{pool: _NOT_POOL.format(name, label) for pool, label in (
+                   (Scheduler, "Scheduler"), (serve, "serve"), (serve_ray, "serve_ray"))}}
     with forbidden(namespace, answers):
         raw = [fn(list(lengths), workers, policy, order, None if a is None else list(a))
                for lengths, workers, policy, order, a in cases]

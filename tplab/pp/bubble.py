@@ -13,6 +13,7 @@ and drain slots stays p − 1: (p − 1)/(v·m) over ideal, (p − 1)/(v·m + p 
 """
 from __future__ import annotations
 
+from tplab.checks.forbid import guard  # lesson 05's checks hide these, even reloaded or held
 from tplab.pp.schedules import SCHEDULES
 
 __all__ = ["bubble", "inflight_formula"]
@@ -20,6 +21,7 @@ __all__ = ["bubble", "inflight_formula"]
 
 def bubble(p: int, m: int, v: int = 1, convention: str = "total") -> float:
     """The idle share of a pipeline step with equal stages ("total" or "ideal" convention)."""
+    guard("tplab.pp.bubble.bubble")
     if p < 1 or m < 1 or v < 1:
         raise ValueError(f"need p, m, v >= 1, got p={p}, m={m}, v={v}")
     if convention == "total":
@@ -32,6 +34,7 @@ def bubble(p: int, m: int, v: int = 1, convention: str = "total") -> float:
 
 def inflight_formula(name: str, p: int, m: int, rank: int, v: int = 1) -> int:
     """Peak micro-batches (times chunks) whose activations a rank holds at once."""
+    guard("tplab.pp.bubble.inflight_formula")
     if name == "gpipe":
         return m
     if name == "1f1b":

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.distributed as dist
 
+from tplab.checks.forbid import guard  # lesson 05's two-stage check hides it, even held
 from tplab.pp.schedules import Action
 from tplab.tp.activations import SavedBytes
 
@@ -84,6 +85,7 @@ def run_step(chunks, actions: list[Action], inputs=None, targets=None, loss_fn=N
     Returns a `Step`: the loss and outputs (last stage only), this rank's events, and the
     measured peaks of micro-batches in flight and of bytes saved for backward.
     """
+    guard("tplab.pp.executor.run_step")
     where = _Rank(group, len(chunks))
     m = 1 + max(a.micro for a in actions)
     training = any(a.kind == "B" for a in actions)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from tplab.checks.forbid import guard  # lesson 05's checks hide these, even reloaded or held
+
 __all__ = ["Action", "gpipe", "one_f_one_b", "interleaved_1f1b", "schedule", "peak_inflight",
            "SCHEDULES"]
 
@@ -43,6 +45,7 @@ def _check(p: int, m: int, rank: int, v: int = 1) -> None:
 
 def gpipe(p: int, m: int, rank: int) -> list[Action]:
     """All forwards, then all backwards (in the same micro-batch order)."""
+    guard("tplab.pp.schedules.gpipe")
     _check(p, m, rank)
     return [Action("F", i) for i in range(m)] + [Action("B", i) for i in range(m)]
 
@@ -53,6 +56,7 @@ def one_f_one_b(p: int, m: int, rank: int) -> list[Action]:
     The last stage (rank p − 1) warms up with none: it can run a micro-batch's backward
     as soon as its forward is done, which frees that micro-batch's activations at once.
     """
+    guard("tplab.pp.schedules.one_f_one_b")
     _check(p, m, rank)
     warmup = min(p - rank - 1, m)
     actions = [Action("F", i) for i in range(warmup)]
@@ -69,6 +73,7 @@ def interleaved_1f1b(p: int, m: int, v: int, rank: int) -> list[Action]:
     2·(p − rank − 1) + (v − 1)·p forwards, capped at v·m — torch's ScheduleInterleaved1F1B
     convention, also when m = p (classic Megatron-LM ran every forward first there).
     """
+    guard("tplab.pp.schedules.interleaved_1f1b")
     _check(p, m, rank, v)
     if m % p:
         raise ValueError(f"interleaved 1F1B needs the micro-batches in groups of p: m={m} is "
@@ -92,6 +97,7 @@ SCHEDULES = ("gpipe", "1f1b", "interleaved")
 
 def schedule(name: str, p: int, m: int, rank: int, v: int = 1) -> list[Action]:
     """The action list of schedule `name` ("gpipe", "1f1b" or "interleaved") for `rank`."""
+    guard("tplab.pp.schedules.schedule")
     if name == "gpipe":
         return gpipe(p, m, rank)
     if name == "1f1b":
@@ -103,6 +109,7 @@ def schedule(name: str, p: int, m: int, rank: int, v: int = 1) -> list[Action]:
 
 def peak_inflight(actions: list[Action]) -> int:
     """The most (micro-batch, chunk) pairs whose forward is done and backward is not."""
+    guard("tplab.pp.schedules.peak_inflight")
     live = peak = 0
     for a in actions:
         live += 1 if a.kind == "F" else -1

@@ -11,6 +11,8 @@ the two conventions of `tplab.pp.bubble`.
 """
 from __future__ import annotations
 
+from tplab.checks.forbid import guard  # lesson 05's predict check hides it, even reloaded or held
+
 __all__ = ["busy", "makespan", "idle_fraction", "bubble_measured", "idle_periods"]
 
 
@@ -32,6 +34,7 @@ def idle_fraction(events_per_rank) -> float:
 
 def bubble_measured(events_per_rank, convention: str = "total") -> float:
     """The measured bubble in either convention ("total" or "ideal")."""
+    guard("tplab.pp.timeline.bubble_measured")
     idle = idle_fraction(events_per_rank)
     if convention == "total":
         return idle
