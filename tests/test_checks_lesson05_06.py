@@ -9,6 +9,7 @@ Fast: no ranks are launched (the wrong-answer rounds grade the notebooks).
 import inspect
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,11 @@ def test_torch_1f1b_closed_while_the_list_is_asked_for():
                                                                 _n_microbatches=2))
     order = cls._get_pipeline_order(types.SimpleNamespace(_num_stages=2, _n_microbatches=2))
     assert len(order) == 2
+
+
+def test_audited_scheduler_answer_fails_with_the_checks_message():
+    ns = {"__name__": "__main__"}
+    path = "wrong_answers/06_task_parallelism/ex06_schedule/library_scheduler.py"
+    exec((Path(__file__).parent / path).read_text(), ns)
+    with pytest.raises(AssertionError, match="simulate_pool used tplab.serve's Scheduler"):
+        lesson06.check_schedules(ns["simulate_pool"], ns)

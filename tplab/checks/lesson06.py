@@ -152,12 +152,23 @@ def _pairs(started):
     return ", ".join(f"request {i} on worker {w}" for w, i in started)
 
 
+def _key_only(cls):
+    """Something `forbidden` hides under `cls`'s key (module + qualname) while swapping no name:
+    a class swapped for a raising function would break a learner's `class Sim(Scheduler)` with a
+    TypeError that says nothing; the class's own guard raises the check's message instead."""
+    def key_only():
+        raise AssertionError(f"{cls.__qualname__} is hidden")
+    key_only.__module__, key_only.__qualname__ = cls.__module__, cls.__qualname__
+    return key_only
+
+
 def learner_schedules(fn, namespace, cases=CASES) -> list:
     """The learner's schedules for `cases`, with the reference switched off while they run."""
     name = getattr(fn, "__name__", "your function")
     answers = {reference_schedule: _NOT_YOURS.format(name),
                **{pool: _NOT_POOL.format(name, label) for pool, label in (
-                   (Scheduler, "Scheduler"), (serve, "serve"), (serve_ray, "serve_ray"))}}
+                   (_key_only(Scheduler), "Scheduler"), (serve, "serve"),
+                   (serve_ray, "serve_ray"))}}
     with forbidden(namespace, answers):
         raw = [fn(list(lengths), workers, policy, order, None if a is None else list(a))
                for lengths, workers, policy, order, a in cases]
