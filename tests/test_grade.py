@@ -452,10 +452,17 @@ def test_a_check_function_replaced_by_the_learner_earns_nothing(tmp_path):
 
     solutions = tmp_path / "solutions"
     save(notebook('cheat = {"coll-halves": "A"}\n'), solutions / "09_guard.ipynb")
-    patch = "import tplab.checks.lesson08 as m\nm.check_choices = lambda *a, **k: None\n"
+    # the module found at run time (the source names no check module: source_rules cannot tell)
+    patch = ("import sys\nm = next(v for k, v in sys.modules.items() if k.endswith('08'))\n"
+             "m.check_choices = lambda *a, **k: None\n")
     result = grade_notebook(save(notebook(patch), tmp_path / "a" / "09_guard.ipynb"), solutions)
     assert [(e["id"], e["earned"]) for e in result["exercises"]] == [("honest", 1), ("cheat", 0)]
     assert "replaced by code in this notebook" in by_id(result)["cheat"]["message"]
+    # named in the source: refused before the check runs (tplab.grading.source_rules)
+    patch = "import tplab.checks.lesson08 as m\nm.check_choices = lambda *a, **k: None\n"
+    result = grade_notebook(save(notebook(patch), tmp_path / "b" / "09_guard.ipynb"), solutions)
+    assert [(e["id"], e["earned"]) for e in result["exercises"]] == [("honest", 1), ("cheat", 0)]
+    assert "uses tplab.checks" in by_id(result)["cheat"]["message"]
 
 
 def test_a_partial_or_a_builtin_in_a_checks_place_is_found_too(monkeypatch):

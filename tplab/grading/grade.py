@@ -14,7 +14,8 @@ Grading happens in four steps, each in its own small function:
    error, and its status says what went wrong first: "failed" when a check's
    assertion caught a wrong answer (in the check cell itself, or inside a rank
    the check started with `tplab.launch`), "error" when the learner's code
-   raised, "not attempted" for an untouched stub, "timeout".
+   raised, "not attempted" for an untouched stub, "timeout"; an exercise whose
+   cell uses the checks' own modules earns nothing (`tplab.grading.source_rules`).
 
 The learner's file is only read, never written. Given several notebooks, it
 grades `--jobs` of them at once (default: one per core), each in its own worker,
@@ -44,6 +45,7 @@ from tplab.grading.cells import (
 from tplab.grading.gradebook import grade_many, write_gradebook
 from tplab.grading.report import clean, error_message, format_table, rank_assertion
 from tplab.grading.restore import restore_checks
+from tplab.grading.source_rules import refuse, refused_cells
 
 DEFAULT_TIMEOUT = 120  # seconds per cell
 DEFAULT_GRACE = 10  # seconds a timed-out cell gets to honour the interrupt
@@ -269,6 +271,7 @@ def grade_notebook(path, solutions_dir=None, timeout: float = DEFAULT_TIMEOUT,
                if stopped else ("error", "not run"))
     exercises = [score_exercise(eid, entry, records, timeout, not_run)
                  for eid, entry in layout.items()]
+    refuse(exercises, layout, refused_cells(merged, solution))
     return {"notebook": str(path), "exercises": exercises,
             "earned": sum(e["earned"] for e in exercises),
             "points": sum(e["points"] for e in exercises)}

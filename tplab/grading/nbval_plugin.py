@@ -9,7 +9,8 @@ the `pytest11` entry point `tplab`, makes that route grade like `tplab grade`:
   back (`tplab.grading.restore`, the same merge `tplab grade` runs), so an
   edited or deleted check changes nothing;
 * each cell's outcome is recorded as `tplab grade`'s worker records it, and the
-  run ends with the same per-exercise table and total (`format_table`).
+  run ends with the same per-exercise table and total (`format_table`); an
+  exercise whose cell uses `tplab.checks` earns nothing here too (`source_rules`).
 
 When it acts, and why only then: with `--nbval-lax`, on a notebook that carries
 tplab exercise metadata (the `tplab.solution` that `tplab build` writes, or a
@@ -58,6 +59,7 @@ from tplab.grading.grade import (
 )
 from tplab.grading.report import format_table
 from tplab.grading.restore import restore_checks
+from tplab.grading.source_rules import refuse, refused_cells
 
 try:  # nbval is a test-only dependency: without it, there is no --nbval-lax to act on
     from nbval.plugin import IPyNbCell, IPyNbFile, find_comment_markers, find_metadata_tags
@@ -121,6 +123,7 @@ if IPyNbFile is not None:
                 raise self.CollectError(f"tplab cannot grade this notebook: {error}") from None
             self.nb = restore_checks(student, solution)
             self.layout, self.records = exercise_layout(self.nb), {}
+            self.refused = refused_cells(self.nb, solution)  # answers using tplab.checks
             code_cells = [(i, c) for i, c in enumerate(self.nb.cells) if c.cell_type == "code"]
             for number, (index, cell) in enumerate(code_cells):
                 options = defaultdict(bool, find_metadata_tags(cell.metadata))
@@ -140,6 +143,7 @@ if IPyNbFile is not None:
             timeout = cell_timeout(self.config)
             exercises = [score_exercise(eid, entry, self.records, timeout, ("error", "not run"))
                          for eid, entry in self.layout.items()]
+            refuse(exercises, self.layout, self.refused)
             here = self.config.invocation_params.dir
             shown = self.path.relative_to(here) if self.path.is_relative_to(here) else self.path
             return {"notebook": str(shown), "exercises": exercises,
