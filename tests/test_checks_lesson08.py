@@ -134,7 +134,7 @@ def test_data_parallel_rejects_gathered_data_and_a_rebuilt_batch():
         xs, ys = torch.cat([s[0] for s in shards]), torch.cat([s[1] for s in shards])
         return list(torch.autograd.grad(F.mse_loss(model(xs), ys), list(model.parameters())))
 
-    with pytest.raises(AssertionError, match="ran on 8 rows that are not its own 4") as caught:
+    with pytest.raises(AssertionError, match="all_gather_object carried its rows") as caught:
         lesson08.check_data_parallel(gathered, {})
     assert "mean of the ranks" not in str(caught.value)
 
@@ -143,8 +143,36 @@ def test_data_parallel_rejects_gathered_data_and_a_rebuilt_batch():
         xs, ys = torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g)
         return list(torch.autograd.grad(F.mse_loss(model(xs), ys), list(model.parameters())))
 
-    with pytest.raises(AssertionError, match="differs from the one-process reference"):
+    with pytest.raises(AssertionError, match="ran on 8 rows that are not its own 4"):
         lesson08.check_data_parallel(seeded, {})
+    # the whole batch past a hook on the model: its layers one by one, or F.linear on the weights
+    # over rows all-gathered as tensors: the rows are seen travelling, and on the layers
+    with pytest.raises(AssertionError, match="all_gather_object carried its rows"):
+        lesson08.check_data_parallel(wrong("ex08_data_parallel", "gather_data_layer_loop"), {})
+    with pytest.raises(AssertionError, match="all_gather carried its rows"):
+        lesson08.check_data_parallel(wrong("ex08_data_parallel", "gather_rows_functional"), {})
+
+    def own_rows_then_all(model, x, y, hidden=False):   # rows as lists, layers' own forward
+        world = dist.get_world_size()
+        xs, ys = [None] * world, [None] * world
+        model(x)                                         # the layers see only its own rows
+        dist.all_gather_object(xs, [1.0 + v for v in x.reshape(-1).tolist()] if hidden
+                               else x.tolist())
+        dist.all_gather_object(ys, y.tolist())
+        h = torch.tensor(xs).reshape(-1, 4) - (1.0 if hidden else 0.0)
+        for layer in model:
+            h = layer.forward(h)
+        grads = torch.autograd.grad(F.mse_loss(h, torch.tensor(sum(ys, []))),
+                                    list(model.parameters()))
+        for g in grads:                                  # identical gradients all-reduced
+            dist.all_reduce(g)
+            g /= world
+        return list(grads)
+
+    with pytest.raises(AssertionError, match="all_gather_object carried its rows"):
+        lesson08.check_data_parallel(own_rows_then_all, {})
+    with pytest.raises(AssertionError, match="not that of its own rows' loss"):
+        lesson08.check_data_parallel(functools.partial(own_rows_then_all, hidden=True), {})
     for helper in ("_batch", "_stages", "_reference", "_inputs", "_mlp"):
         assert not hasattr(bugs, helper), f"bugs.{helper} is reachable from the notebook"
 

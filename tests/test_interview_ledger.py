@@ -75,3 +75,19 @@ def test_numbers_computed_by_the_library_earn_nothing(monkeypatch):
         with pytest.raises(AssertionError, match="uses the library that computes these answers"):
             lesson08.check_numbers(right)
     assert lesson08.check_choices(model_answers(lesson08.CHOICES)).correct == 6
+
+
+def test_a_numeric_items_unit_and_tolerance_are_the_question_not_its_answer():
+    """Reading which unit an item wants (the audit's ok_numbers_read_unit) or its tolerance is
+    not a look-up; reading its value, or what computes it (source, args, scale), is."""
+    right = model_answers(lesson08.NUMBERS)
+    asked = [(by_id(i).numeric.unit, by_id(i).numeric.rtol) for i in lesson08.NUMBERS]
+    assert any(unit for unit, _ in asked) and all(rtol > 0 for _, rtol in asked)
+    assert not ledger.looked_up(lesson08.NUMBERS)
+    assert lesson08.check_numbers(right).correct == 6
+    item = lesson08.NUMBERS[3]
+    for read in (lambda n: n.value(), lambda n: n.source, lambda n: n.args, lambda n: n.scale):
+        ledger._EARNED.discard(item)        # a fresh kernel's (the fixture's set)
+        read(by_id(item).numeric)
+        with pytest.raises(AssertionError, match=rf"(?s)answer to {item} .*not looked up"):
+            lesson08.check_numbers(right)

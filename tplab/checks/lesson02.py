@@ -6,12 +6,20 @@ The notebook's set-up (model, batches, optimizer) travels as a `Setup`, and the 
 on every launched rank; `check_dp_step` raises an AssertionError that names the first thing
 wrong and the likely slip. What the learner's code communicates is counted by
 `tplab.comm.trace()`, never by replacing torch.distributed's functions.
+
+Own rows, however the model is called: the rows are watched on every leaf layer (the first
+must get the rank's slice itself, the others as many rows), so `model.forward(x)` or a loop over
+the layers is seen, not only `model(x)`. And the gradient autograd computes on a rank (a hook
+on each weight, before any communication) must be a multiple of the gradient of its own slice's
+loss, computed beside it at the same parameters: a rank that differentiates the whole batch
+(even through F.linear on the weights, out of any hook's sight) fails.
 """
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -58,21 +66,57 @@ def one_process_steps(setup: Setup, n: int, steps: int = 4):
     return flat(model), slice_losses, grads
 
 
+def _watch(model: nn.Module, layers: list, computed: dict) -> None:
+    """layers[-1]: per forward of a leaf layer, (whether it is the first leaf, its input);
+    computed: per weight, the sum of the gradients autograd computed."""
+    leaves = [m for m in model.modules() if not list(m.children())]
+    for k, leaf in enumerate(leaves):
+        leaf.register_forward_pre_hook(
+            lambda module, args, kwargs, first=k == 0: layers[-1].append(
+                (first, (args or tuple(kwargs.values()) or (None,))[0])), with_kwargs=True)
+
+    def adder(name):
+        def add(grad):
+            computed[name] = computed.get(name, 0) + grad.detach().clone()
+        return add
+
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            p.register_hook(adder(name))
+
+
+def _own_grads(setup: Setup, model: nn.Module, x, y) -> dict:
+    """The gradients of this rank's slice's mean loss at `model`'s parameters (a copy)."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    copy = setup.make_model()
+    copy.load_state_dict(model.state_dict())
+    F.mse_loss(copy(x.tensor_split(world)[rank]), y.tensor_split(world)[rank]).backward()
+    return {name: p.grad.clone() for name, p in copy.named_parameters() if p.grad is not None}
+
+
 def run_dp_step(dp_step, setup: Setup, steps: int = 4):
-    """On every rank: the learner's dp_step; the parameters at the end, the rows the model saw,
-    and per step the returned loss, the gradients and the communication (a trace summary)."""
+    """On every rank: the learner's dp_step; the parameters at the end, the rows the model's
+    first layer saw, and per step the returned loss, the gradients, the communication (a trace
+    summary), each leaf layer's inputs, and the gradients autograd computed beside those of the
+    rank's slice."""
     model = setup.make_model()
-    seen = []
-    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    layers, computed = [], {}
+    _watch(model, layers, computed)
     optimizer = setup.make_optimizer(model)
-    losses, grads, calls = [], [], []
+    losses, grads, calls, local = [], [], [], []
     for step in range(steps):
+        batch = setup.global_batch(step)
+        own = _own_grads(setup, model, *batch)
+        layers.append([])
+        computed.clear()
         with comm.trace() as t:
-            losses.append(dp_step(model, optimizer, *setup.global_batch(step)))
+            losses.append(dp_step(model, optimizer, *batch))
         calls.append(t.summary())
         grads.append({name: None if p.grad is None else p.grad.clone()
                       for name, p in model.named_parameters()})
-    return flat(model), seen, losses, grads, calls
+        local.append((dict(computed), own))
+    seen = [rows for step in layers for first, rows in step if first]
+    return flat(model), seen, losses, grads, calls, layers, local
 
 
 def _close(a: float, b: float) -> bool:
@@ -85,17 +129,15 @@ def check_dp_step(got, setup: Setup, reference, slice_losses, reference_grads) -
     n = len(got)
     grad_bytes = sum(p.numel() * p.element_size() for p in setup.make_model().parameters()
                      if p.requires_grad)
-    for r, (params, seen, losses, grads, calls) in enumerate(got):
-        assert len(seen) == 4, (f"rank {r} of {n}: the model ran {len(seen)} forward passes in 4 "
-                                f"steps, expected 4 (one per step)")
-        for step, rows in enumerate(seen):
-            expected = setup.global_batch(step)[0].tensor_split(n)[r]
-            assert rows.shape == expected.shape and torch.equal(rows, expected), (
-                f"rank {r} of {n}, step {step}: the model was given {tuple(rows.shape)} rows that "
-                f"are not x.tensor_split({n})[{r}], {tuple(expected.shape)}; each rank must run "
-                f"only its own slice of the batch")
+    for r, (params, _, losses, grads, calls, layers, local) in enumerate(got):
         for step in range(4):
             at = f"rank {r} of {n}, step {step}"
+            assert any(first for first, _ in layers[step]), (
+                f"{at}: the model never ran forward; run it on this rank's slice of the batch")
+            for first, rows in layers[step]:
+                _check_rows(f"{at}: the model's {'first' if first else 'a'} layer", rows, setup,
+                            step, n, r, first)
+            _check_local(at, *local[step])
             carried = sum(c["bytes"] for op, c in calls[step].items() if op in CARRYING)
             assert carried >= grad_bytes, (
                 f"{at}: your communication ({calls[step] or 'nothing'}) carried {carried} B of "
@@ -112,6 +154,33 @@ def check_dp_step(got, setup: Setup, reference, slice_losses, reference_grads) -
     gap = (got[0][0] - reference).abs().max().item()
     assert gap < 1e-6, (f"{n} ranks: parameters differ from one process on the whole batch by "
                         f"{gap:.2e}; step with the averaged gradients")
+
+
+def _check_rows(what: str, rows, setup: Setup, step: int, n: int, r: int,
+                first: bool = True) -> None:
+    expected = setup.global_batch(step)[0].tensor_split(n)[r]
+    right = isinstance(rows, torch.Tensor) and rows.dim() > 0 and len(rows) == len(expected)
+    if right and first:
+        right = rows.shape == expected.shape and torch.equal(rows.detach(), expected)
+    shape = tuple(rows.shape) if isinstance(rows, torch.Tensor) else type(rows).__name__
+    assert right, (f"{what} was given {shape} rows that are not x.tensor_split({n})[{r}], "
+                   f"{tuple(expected.shape)}; each rank must run only its own slice of the "
+                   f"batch (whichever way it calls the model or its layers)")
+
+
+def _check_local(at: str, computed: dict, own: dict) -> None:
+    """The gradient autograd computed on this rank (before any communication) must be a
+    positive multiple of its own slice's gradient, the same multiple for every weight."""
+    if not computed:
+        return      # the gradients' values are judged after the step (_check_grads)
+    names = [name for name in own if name in computed]
+    local = torch.cat([computed[name].reshape(-1) for name in names])
+    mine = torch.cat([own[name].reshape(-1) for name in names])
+    scale = (local @ mine / (mine @ mine)).item()
+    assert scale > 0 and (local - scale * mine).norm() <= 1e-4 * local.norm() + 1e-7, (
+        f"{at}: the gradient autograd computed on this rank, before any communication, is not "
+        f"that of the loss on its own slice of the batch (nor a multiple of it): each rank "
+        f"differentiates its own rows' loss, and the ranks combine those gradients")
 
 
 def _check_loss(at: str, loss, slice_losses: list[float], r: int) -> None:

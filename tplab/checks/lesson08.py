@@ -13,8 +13,11 @@ Why these checks:
 * 08.1 on three cases (`dp_cases`): 2 ranks, rows 4+4; 3 ranks, rows 3+3+2, where the mean of
   the ranks' mean gradients is NOT the batch's mean gradient, so "all-reduce, divide by the
   world size" fails and the message says why; and 2 ranks on a batch size drawn per check
-  (9-15), so a hard-coded 8 fails. A hook on the model requires each rank to run it on its own
-  rows only: gathering the data fails.
+  (9-15), so a hard-coded 8 fails. Hooks on the model's layers (not its call, which
+  `model.forward` or a loop over the layers would pass by) require each rank to run it on its
+  own rows only; no message may carry those rows (tensors, or objects such as x.tolist()); the
+  collectives must carry at least the gradients' bytes; and the gradient autograd computes on a
+  rank must be a multiple of its own rows' (`verdict._dp_problem`): gathering the data fails.
 * 08.2 on 2 ranks, a batch of a drawn size (never 8) and stages of drawn widths (never the
   example's Linear(4, 6), Linear(6, 1): `harness.mp_widths`, so a buffer typed in as
   (len(x), 6) fails): both stages' forward outputs (a hook),
@@ -124,7 +127,8 @@ def _equal(per_rank, want) -> bool:
 
 
 def _dp_hint(result, world: int, rows: int) -> str:
-    if result.results is None or "not its own" in result.message:
+    numbers = "differs from" in result.message    # the failures a slip of the numbers explains
+    if result.results is None or not (numbers or "fewer than the" in result.message):
         if "returned 1 tensors" in result.message:
             return ("\n  One tensor is the gradient with respect to the input (the article's "
                     "tf.gradients(output, input)); return one gradient per weight, in "
@@ -136,6 +140,8 @@ def _dp_hint(result, world: int, rows: int) -> str:
     if _equal(got, slips["own"]):
         return ("\n  Each rank returned its own shard's gradient: the ranks' gradients are never "
                 "combined.")
+    if not numbers:
+        return ""
     if _equal(got, slips["summed"]):
         return (f"\n  The ranks' gradients are summed: {world} mean gradients added up are "
                 f"{world} times too large.")

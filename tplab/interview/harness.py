@@ -19,10 +19,13 @@ process ever holds it. Each rank returns a copy of its inputs, and the parent co
 one-process reference from them.
 
 Why watch the ranks: a right result can come from the wrong computation. Every rank records
-the rows its model ran on (data parallelism computes on its own shard only) and, through
-`tplab.comm.hooks`, every torch.distributed call it made with its bytes (the model-parallel
-stages exchange one activation and its gradient; the ring shift sends one tensor and receives
-one, point to point); a request an isend or irecv returned that is never waited on fails.
+the rows each of its model's layers ran on (data parallelism computes on its own shard only; a
+hook on the layers, not the model, also sees `model.forward(x)` and `for layer in model`), the
+gradients autograd computed for its weights (its own rows' loss, not the batch's), and, through
+`tplab.comm.hooks`, every torch.distributed call it made with its bytes and whether it carried
+the rank's rows (the model-parallel stages exchange one activation and its gradient; the ring
+shift sends one tensor and receives one, point to point); a request an isend or irecv returned
+that is never waited on fails.
 """
 from __future__ import annotations
 
@@ -214,14 +217,21 @@ def run_submission(task: str, text, seed: int, rows: int = ROWS) -> dict:
         exec(compile(text, "<submission>", "exec"), namespace)
         fn = _pick(namespace, task)
     inputs, kept = _inputs(task, dist.get_rank(), dist.get_world_size(), seed, rows)
-    seen, rows_seen, calls = [], [], []
+    seen, rows_seen, calls, holding, computed = [], [], [], [], {}
+    own = ()
     if task == "model_parallel_gradients":
         inputs[0].register_forward_hook(lambda module, args, out: seen.append(out.detach()))
     elif task != "pass_right":
-        own = kept["x"]
-        inputs[0].register_forward_pre_hook(lambda module, args: rows_seen.append(
-            (len(args[0]), args[0].shape == own.shape and torch.equal(args[0].detach(), own))))
-    with hooks.subscribe(lambda kind, call: calls.append(call) if kind == "start" else None):
+        own = _own_pieces(kept["x"], kept["y"])
+        _watch_rows(inputs[0], kept["x"], rows_seen)
+        _watch_gradients(inputs[0], computed)
+
+    def started(kind, call):
+        if kind == "start":
+            calls.append(call)
+            holding.append(bool(own) and _holds(call.arguments, own))
+
+    with hooks.subscribe(started):
         with _requests_kept():
             out = fn(*inputs)
     for c in calls:     # a send never waited may never leave: its peer would wait forever
@@ -234,5 +244,69 @@ def run_submission(task: str, text, seed: int, rows: int = ROWS) -> dict:
         raise TypeError(f"{getattr(fn, '__name__', task)} returned {type(out).__name__}; "
                         f"return a list of tensors")
     out = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in out]
+    names = [n for n, _ in inputs[0].named_parameters()] if own else []
     return {"returned": out, "inputs": kept, "forward": seen[-1].clone() if seen else None,
-            "rows_seen": rows_seen, "traffic": [{"op": c.op, "nbytes": c.nbytes} for c in calls]}
+            "rows_seen": rows_seen, "computed": [computed.get(n) for n in names],
+            "traffic": [{"op": c.op, "nbytes": c.nbytes, "rows": rows}
+                        for c, rows in zip(calls, holding)]}
+
+
+def _watch_rows(model: nn.Module, own: torch.Tensor, rows_seen: list) -> None:
+    """Note (rows, whether they are this rank's own) for each forward of each leaf layer: the
+    first must run on `own` itself, the others on as many rows; the hook is on the layers, so a
+    call of model.forward or of the layers one by one is seen too."""
+    leaves = [m for m in model.modules() if not list(m.children())]
+
+    def watcher(first: bool):
+        def hook(module, args, kwargs):
+            rows = args[0] if args else next(iter(kwargs.values()), None)
+            if not isinstance(rows, torch.Tensor) or rows.dim() == 0:
+                rows_seen.append((0, False))
+            elif first:
+                rows_seen.append((len(rows), rows.shape == own.shape
+                                  and torch.equal(rows.detach(), own)))
+            else:
+                rows_seen.append((len(rows), len(rows) == len(own)))
+        return hook
+
+    for k, leaf in enumerate(leaves):
+        leaf.register_forward_pre_hook(watcher(k == 0), with_kwargs=True)
+
+
+def _watch_gradients(model: nn.Module, computed: dict) -> None:
+    """computed[name]: the sum of the gradients autograd computed for each weight (by
+    .backward() or torch.autograd.grad), as computed, before any communication changes them."""
+    def hook(name):
+        def add(grad):
+            grad = grad.detach().clone()
+            computed[name] = computed[name] + grad if name in computed else grad
+        return add
+
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            p.register_hook(hook(name))
+
+
+def _own_pieces(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """What of a rank's data a message must not hold: each row and column of x, and y."""
+    return [*x, *x.T, y.reshape(-1)]
+
+
+def _holds(value, own: list[torch.Tensor], depth: int = 0) -> bool:
+    """Whether `value` (a call's arguments: tensors, lists, dicts, objects to pickle) holds one
+    of `own`'s pieces as consecutive values (in any float dtype)."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point() or value.numel() > 1_000_000:
+            return False
+        flat = value.detach().reshape(-1).float()
+        return any(flat.numel() >= len(piece) and bool(
+            (flat.unfold(0, len(piece), 1) == piece.float()).all(1).any()) for piece in own)
+    if depth > 4:
+        return False
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)) and value and all(type(v) is float for v in value):
+        return _holds(torch.tensor(value), own)     # x.tolist()'s rows travel too
+    if isinstance(value, (list, tuple, set)):
+        return any(_holds(v, own, depth + 1) for v in value)
+    return False

@@ -15,8 +15,10 @@ Every item lists `wrong_answers` its checker must reject: the bank's test proves
 can fail.
 
 Why items note who reads their answers: reading an attribute or method of `ANSWERS` (or an
-option's `why`) is noted in `tplab.interview.ledger`, so the mock interview's check can refuse
-an answer that was looked up rather than worked out (see that module).
+option's `why`, or what of a `Numeric` computes its value: `NUMERIC_ANSWERS`) is noted in
+`tplab.interview.ledger`, so the mock interview's check can refuse an answer that was looked up
+rather than worked out (see that module). What the question states is not noted: a numeric
+item's `unit` and tolerance (`rtol`) say what answer is wanted, not what it is.
 """
 from __future__ import annotations
 
@@ -28,16 +30,18 @@ from typing import Any
 
 from tplab.interview import ledger
 
-__all__ = ["Item", "Option", "Numeric", "Code", "KINDS", "TOPICS", "ANSWERS", "resolve",
-           "parse_number"]
+__all__ = ["Item", "Option", "Numeric", "Code", "KINDS", "TOPICS", "ANSWERS", "NUMERIC_ANSWERS",
+           "resolve", "parse_number"]
 
 KINDS = ("numeric", "choice", "code")
 TOPICS = ("collectives", "data_parallel", "tensor_parallel", "pipeline", "serving",
           "memory_time", "debugging")
 LETTERS = "ABCDEFGH"
 # what of an Item holds or reveals its answer: reading it is noted (ledger.note)
-ANSWERS = frozenset({"correct", "numeric", "explanation", "explanation_zh", "wrong_answers",
+ANSWERS = frozenset({"correct", "explanation", "explanation_zh", "wrong_answers",
                      "model_answer", "shown_answer", "check", "explain", "option_reason"})
+# what of a Numeric computes its value (reading it is noted for its item); unit and rtol are not
+NUMERIC_ANSWERS = frozenset({"value", "source", "args", "kwargs", "pick", "scale"})
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -85,6 +89,13 @@ class Numeric:
     scale: float = 1.0
     unit: str = ""
     rtol: float = 0.02
+
+    def __getattribute__(self, name):
+        if name in NUMERIC_ANSWERS:  # its value, or how it is computed: its item's answer
+            owner = object.__getattribute__(self, "__dict__").get("_item")
+            if owner is not None:
+                ledger.note(owner, f"numeric.{name}")
+        return object.__getattribute__(self, name)
 
     def value(self) -> float:
         result = resolve(self.source)(*self.args, **dict(self.kwargs))
@@ -154,6 +165,8 @@ class Item:
             self._validate()
         for option in self.options:
             object.__setattr__(option, "_item", self.id)    # its `why` is this item's answer
+        if self.numeric is not None:                        # its value is this item's answer
+            object.__setattr__(self.numeric, "_item", self.id)
 
     def _validate(self):
         problems = []

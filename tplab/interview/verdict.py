@@ -5,7 +5,11 @@ run, the one-process reference).
 Why judge in this order: traffic first (a model-parallel fix that calls all_reduce, or sends
 the wrong tensor, is named for that even when its numbers come out right), then the returned
 tensors against the one-process reference, then what each model ran forward on (a right
-result computed from another rank's rows is still wrong).
+result computed from another rank's rows is still wrong). Data parallelism (`_dp_problem`) is
+judged on what it did before its numbers: no message carried the rank's rows, each layer ran
+on those rows only, the collectives carried at least the gradients' bytes, and the
+gradient autograd computed on a rank is a multiple of its own rows' gradient (a rank that
+computes the whole batch's gradient, however it reached the rows, fails).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import dataclasses
 import os
 
 import torch
+import torch.nn.functional as F
 
 from tplab.interview.harness import (
     _RECVS,
@@ -21,6 +26,7 @@ from tplab.interview.harness import (
     ROWS,
     TASKS,
     WORLDS,
+    _mlp,
     _reference,
     activation_width,
     labels,
@@ -100,6 +106,50 @@ def _traffic_problem(task: str, rank: int, got: dict, kept: list[dict]) -> str:
     return ""
 
 
+_NO_TENSOR = ("barrier", "all_gather_object", "broadcast_object_list")   # carry no tensor bytes
+
+
+def _own_gradient(rank: int, kept: list[dict]) -> list[torch.Tensor]:
+    """The gradient of rank `rank`'s own rows' mean loss, for each weight, in one process."""
+    model = _mlp()
+    model.load_state_dict(kept[0]["state"])
+    loss = F.mse_loss(model(kept[rank]["x"]), kept[rank]["y"])
+    return list(torch.autograd.grad(loss, list(model.parameters())))
+
+
+def _dp_problem(task: str, rank: int, got: dict, kept: list[dict]) -> str:
+    """Data parallelism: own rows only, gradients (not data) travel, local gradients own."""
+    if task not in ("train_step", "data_parallel_gradients"):
+        return ""
+    calls = got["traffic"]
+    sent = sorted({c["op"] for c in calls if c.get("rows")})
+    if sent:
+        return (f"its {', '.join(sent)} carried its rows of the batch to the other ranks: data "
+                f"parallelism combines gradients, not data; compute on your own rows and "
+                f"communicate the gradients")
+    problem = _forward_problem(task, rank, got, kept)
+    if problem:
+        return problem
+    grad_bytes = sum(v.numel() * v.element_size() for v in kept[rank]["state"].values())
+    carried = sum(c["nbytes"] for c in calls if c["op"] not in _NO_TENSOR)
+    if carried < grad_bytes:
+        return (f"its collectives carried {carried} B of tensors, fewer than the {grad_bytes} B "
+                f"of its gradients: every rank's gradients must travel (e.g. dist.all_reduce "
+                f"of each one)")
+    pairs = [(g, o) for g, o in zip(got.get("computed") or [], _own_gradient(rank, kept))
+             if g is not None]      # weights autograd never reached: nothing to judge
+    if not pairs:
+        return ""
+    local = torch.cat([g.reshape(-1).float() for g, _ in pairs])
+    own = torch.cat([o.reshape(-1) for _, o in pairs])
+    scale = (local @ own / (own @ own)).item()
+    if scale <= 0 or (local - scale * own).norm() > 1e-4 * local.norm() + 1e-7:
+        return ("the gradient autograd computed on this rank is not that of its own rows' loss "
+                "(nor a multiple of it): each replica differentiates the loss on its shard "
+                "alone, and the ranks then combine those gradients")
+    return ""
+
+
 def check_source(task: str, text, world: int = 2, timeout: float = 10.0,
                  rows: int = ROWS) -> CheckResult:
     """Run `text` (a fix of `task`'s buggy function: source text or a function) on `world`
@@ -126,7 +176,7 @@ def check_source(task: str, text, world: int = 2, timeout: float = 10.0,
         return CheckResult(False, str(exc).split("\n")[0])
     kept = [got["inputs"] for got in results]
     for rank, got in enumerate(results):
-        problem = (_traffic_problem(task, rank, got, kept)
+        problem = (_traffic_problem(task, rank, got, kept) or _dp_problem(task, rank, got, kept)
                    or _same(got["returned"], _reference(task, rank, kept), labels(task, rank))
                    or _forward_problem(task, rank, got, kept))
         if problem:
