@@ -3,7 +3,9 @@ what they return (`tplab.interview.harness` is the ranks' side: their inputs, th
 run, the one-process reference).
 
 Why judge in this order: traffic first (a model-parallel fix that calls all_reduce, or sends
-the wrong tensor, is named for that even when its numbers come out right), then the returned
+the wrong tensor, is named for that even when its numbers come out right), then what kind of
+result came back (how many tensors, their shapes: the article's program returns an input-shaped
+tensor, not a gradient per weight, and is named for that first), then the returned
 tensors against the one-process reference, then what each model ran forward on (a right
 result computed from another rank's rows is still wrong). Data parallelism (`_dp_problem`) is
 judged on what it did before its numbers: no message carried the rank's rows, each layer ran
@@ -44,7 +46,9 @@ class CheckResult:
     results: list | None = None
 
 
-def _same(got, want, labels=()) -> str:
+def _same(got, want, labels=(), values=True) -> str:
+    """What differs between the ranks' results and the reference: their number and shapes, then
+    (`values`) their numbers."""
     if len(got) != len(want):
         return f"returned {len(got)} tensors, expected {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):
@@ -53,7 +57,7 @@ def _same(got, want, labels=()) -> str:
             shape = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
             return f"{label} (result {i}): got {shape}, expected a tensor of shape " \
                    f"{tuple(w.shape)}"
-        if not torch.allclose(g.float(), w.float(), rtol=1e-5, atol=1e-6):
+        if values and not torch.allclose(g.float(), w.float(), rtol=1e-5, atol=1e-6):
             return f"{label} (result {i}) differs from the one-process reference by " \
                    f"{(g.float() - w.float()).abs().max().item():.3g}"
     return ""
@@ -176,8 +180,10 @@ def check_source(task: str, text, world: int = 2, timeout: float = 10.0,
         return CheckResult(False, str(exc).split("\n")[0])
     kept = [got["inputs"] for got in results]
     for rank, got in enumerate(results):
-        problem = (_traffic_problem(task, rank, got, kept) or _dp_problem(task, rank, got, kept)
-                   or _same(got["returned"], _reference(task, rank, kept), labels(task, rank))
+        want, names = _reference(task, rank, kept), labels(task, rank)
+        problem = (_traffic_problem(task, rank, got, kept)
+                   or _same(got["returned"], want, names, values=False)  # the wrong kind of result
+                   or _dp_problem(task, rank, got, kept) or _same(got["returned"], want, names)
                    or _forward_problem(task, rank, got, kept))
         if problem:
             return CheckResult(False, f"rank {rank}: {problem}", results)
