@@ -18,13 +18,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 def _start_kernels_again_if_they_die_starting() -> None:
     """nbval starts one kernel per notebook and never retries: a kernel that dies before it
-    answers kernel_info (seen on two busy cores with four kernels starting at once) would fail
+    answers kernel_info, or does not answer in time (both seen on two busy cores with four
+    kernels starting at once; jupyter_client shuts a silent one down) would fail
     every cell of that notebook without running one. It ran nothing, so start another, as the
     grading worker does (tplab.grading.worker.Kernel._start)."""
     try:
         from nbval.kernel import RunningKernel
     except ImportError:
         return
+    from tplab.grading.worker import ran_nothing
     original = RunningKernel.__init__
 
     def __init__(self, *args, **kwargs):
@@ -32,7 +34,7 @@ def _start_kernels_again_if_they_die_starting() -> None:
             try:
                 return original(self, *args, **kwargs)
             except RuntimeError as exc:
-                if "before replying to kernel_info" not in str(exc) or attempt == 2:
+                if not ran_nothing(exc) or attempt == 2:
                     raise
                 time.sleep(0.5 * (attempt + 1))
 

@@ -520,6 +520,10 @@ def test_a_kernel_that_dies_while_starting_is_replaced(monkeypatch):
     kernel.client.setup_kernel = starts = _Starts(deaths=3)
     with pytest.raises(RuntimeError, match="kernel_info"):
         kernel._start()              # three deaths in a row: the error, as before
+    kernel.client.setup_kernel = starts = _Starts(deaths=2, message="Kernel didn't respond in "
+                                                  "60 seconds")  # silent: ran nothing either
+    kernel._start()
+    assert starts.calls == 3
     kernel.client.setup_kernel = starts = _Starts(deaths=1, message="No such kernel")
     with pytest.raises(RuntimeError, match="No such kernel"):
         kernel._start()              # anything else is not retried

@@ -118,6 +118,12 @@ class ReplyOnlyClient(NotebookClient):
         return None
 
 
+def ran_nothing(exc: RuntimeError) -> bool:
+    """Whether a kernel's start failed before it could run a cell: it died before answering
+    kernel_info, or it did not answer within the start-up timeout (jupyter_client's words)."""
+    return "before replying to kernel_info" in str(exc) or "didn't respond in" in str(exc)
+
+
 class Kernel:
     """One fresh kernel for `nb`, started in `cwd`; `run(cell, index)` executes one cell."""
 
@@ -148,16 +154,17 @@ class Kernel:
         return self
 
     def _start(self, tries: int = 3) -> None:
-        """Start the kernel; one that dies before it answers has run nothing of the notebook
-        (on a busy machine two kernels starting at once can pick the same free port), so
-        another is started in its place."""
+        """Start the kernel; one that dies, or does not answer within the start-up timeout,
+        before it answers kernel_info has run nothing of the notebook (on a busy machine two
+        kernels starting at once can pick the same free port), so another is started in its
+        place (nbclient has shut the first one down)."""
         for attempt in range(tries):
             self._session = self.client.setup_kernel()
             try:
                 self._session.__enter__()
                 return
             except RuntimeError as exc:
-                if "before replying to kernel_info" not in str(exc) or attempt == tries - 1:
+                if not ran_nothing(exc) or attempt == tries - 1:
                     raise
                 time.sleep(0.5 * (attempt + 1))
 
